@@ -1,0 +1,1 @@
+"""evaluate package (filled in by later work)."""

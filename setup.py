@@ -1,0 +1,29 @@
+"""Install the SSD packages: ``pip install -e .`` (add ``[test]`` for the test tools)."""
+from setuptools import find_packages, setup
+
+PACKAGES = ("symbol", "train", "evaluate", "dataset", "tools")
+
+setup(
+    name="mxnet-ssd-gluon",
+    version="0.1.0",
+    description="SSD: Single Shot MultiBox Detector as hybridized MXNet Gluon blocks",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9,<3.12",
+    packages=find_packages(include=[p + pat for p in PACKAGES for pat in ("", ".*")]),
+    install_requires=[
+        # The CPU build; for CUDA 11.2 install mxnet-cu112==1.9.1 instead (see README).
+        "mxnet==1.9.1",
+        # MXNet 1.9.1 uses aliases removed in NumPy 1.24.
+        "numpy>=1.23,<1.24",
+        "gluoncv==0.10.5.post0",
+        # gluoncv requires opencv-python itself; 4.12+ wheels need NumPy 2.
+        "opencv-python>=4.8,<4.12",
+        "protobuf>=3.20",
+        "matplotlib>=3.7,<3.10",
+        # gluoncv's own dependencies, held to releases built for NumPy 1.23.
+        "scipy>=1.10,<1.14",
+        "pandas>=1.5,<2.2",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+)

@@ -1,0 +1,127 @@
+"""``get_model``: the one function that turns a network name and size into an SSD."""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import mxnet as mx
+
+from .anchors import anchor_specs
+from .presets import Preprocessing, find_preset, network_names
+from .ssd import SSD
+
+__all__ = ["get_model", "network_names", "NETWORKS"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetworkDef:
+    """How a network name is assembled: its backbone module and layer styles."""
+
+    backbone: str  # module under symbol.backbones with a ``build(preset, **kwargs)``
+    extra_style: Optional[str] = None  # None: 'bn' if batch norm is on, else 'plain'
+    head_style: str = "conv"
+    tunable_batch_norm: bool = False  # accepts batch_norm=True/False
+
+
+NETWORKS: dict[str, NetworkDef] = {
+    "vgg16_reduced": NetworkDef("vgg"),
+    "resnet50": NetworkDef("resnet"),
+    "inceptionv3": NetworkDef("inception"),
+    "mobilenet": NetworkDef("mobilenet", tunable_batch_norm=True),
+    "ssdlite_mobilenetv2": NetworkDef("mobilenetv2", extra_style="ssdlite", head_style="separable"),
+}
+assert sorted(NETWORKS) == network_names(), "NETWORKS and PRESETS must name the same networks"
+
+_NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress")
+
+
+def get_model(name: str, data_shape: int, num_classes: int, *,
+              pretrained_base: Optional[str] = None,
+              preprocess: Union[Preprocessing, dict, None] = None,
+              ctx: Optional[mx.Context] = None, **kwargs: Any) -> SSD:
+    """Build an initialized SSD.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`network_names` (``vgg16_reduced``, ``resnet50``,
+        ``inceptionv3``, ``mobilenet``, ``ssdlite_mobilenetv2``).
+    data_shape : int
+        Input side length. The tuned presets are 300/512 (VGG16), 512
+        (ResNet-50, Inception-v3), 300/512 (MobileNet) and 320 (SSDLite); any
+        other size uses the nearest preset with sizes scaled to the input.
+    num_classes : int
+        Number of foreground classes.
+    pretrained_base : str, optional
+        Local ``.params`` file with ImageNet weights for the backbone (see the
+        backbone's ``build`` for the expected format). Random init otherwise.
+    preprocess : Preprocessing or dict, optional
+        Override the preset's in-graph input normalization.
+    ctx : mx.Context, optional
+        Where to initialize the parameters (default CPU).
+    **kwargs
+        Decoding defaults (``nms_thresh``, ``nms_topk``, ``keep_topk``,
+        ``thresh``, ``force_suppress``) and backbone options (e.g.
+        ``multiplier`` and ``batch_norm`` for ``mobilenet``).
+
+    Returns
+    -------
+    SSD
+        Initialized on ``ctx``, not hybridized. ``net.build_args`` records the
+        arguments needed to build it again (checkpoints store them).
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the valid ones), bad sizes, unknown
+        options, or an input too small for the network.
+    """
+    preset = find_preset(name, data_shape)  # raises for unknown names
+    if not isinstance(data_shape, int) or data_shape < 32:
+        raise ValueError(f"data_shape must be an integer of at least 32, got {data_shape!r}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    ctx = ctx or mx.cpu()
+    netdef = NETWORKS[name]
+    nms_kwargs = {k: kwargs.pop(k) for k in _NMS_KEYS if k in kwargs}
+    backbone_kwargs = dict(kwargs)
+    batch_norm = preset.batch_norm
+    if netdef.tunable_batch_norm:
+        batch_norm = bool(backbone_kwargs.pop("batch_norm", batch_norm))
+        backbone_kwargs["batch_norm"] = batch_norm
+    if isinstance(preprocess, dict):
+        preprocess = Preprocessing.from_dict(preprocess)
+    preprocess = preprocess or preset.preprocess
+
+    module = importlib.import_module(f"{__package__}.backbones.{netdef.backbone}")
+    backbone = module.build(preset, pretrained_base=pretrained_base, ctx=ctx, **backbone_kwargs)
+    extra_style = netdef.extra_style or ("bn" if batch_norm else "plain")
+    net = SSD(backbone, preset.extras, anchor_specs(preset, data_shape), num_classes, data_shape,
+              preprocess, preset.normalization, extra_style=extra_style,
+              head_style=netdef.head_style, head_kernel=preset.head_kernel,
+              prefix=f"ssd_{name}_", **nms_kwargs)
+    net.initialize(mx.init.Xavier(rnd_type="uniform", factor_type="in", magnitude=3), ctx=ctx)
+    _finish_shapes(net, name, data_shape, ctx)
+    net.build_args = {"network": name, "data_shape": data_shape, "num_classes": num_classes,
+                      "preprocess": preprocess.to_dict(),
+                      "kwargs": {k: v for k, v in backbone_kwargs.items()}}
+    logger.debug("built %s at %d with %d classes", name, data_shape, num_classes)
+    return net
+
+
+def _finish_shapes(net: SSD, name: str, data_shape: int, ctx: mx.Context) -> None:
+    """Infer every parameter shape from a dummy input, so that the network can be
+    saved before its first forward; an input too small for the network fails here."""
+    try:
+        net.infer_shape(mx.nd.zeros((1, 3, data_shape, data_shape), ctx=ctx))
+    except mx.base.MXNetError as err:
+        raise ValueError(f"data_shape {data_shape} is too small for {name}: a feature map "
+                         f"shrinks to nothing ({str(err).splitlines()[0]})") from None
+    for p in net.collect_params().values():
+        if p._deferred_init:
+            p._finish_deferred_init()
+    net._clear_cached_op()

@@ -1,0 +1,259 @@
+"""The preset table: every supported SSD's layout and anchors, spelled out once.
+
+Each entry describes one tuned configuration (network name and input size):
+which backbone layers feed the detector, the extra layers appended after the
+backbone, the prior (anchor) boxes of every source layer, the L2
+normalization, and the input preprocessing. Everything else (anchors per
+location, head widths, the MultiBoxPrior arguments) is derived from it in
+:mod:`symbol.anchors`, never stored a second time.
+
+Sizes and steps are in pixels of the preset's ``data_shape``, as in the Caffe
+prototxts, so the entries can be checked against them line by line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["ExtraLayer", "Preprocessing", "Preset", "PRESETS", "find_preset", "network_names"]
+
+
+@dataclass(frozen=True)
+class ExtraLayer:
+    """One extra feature layer: a 1x1 conv to ``mid`` channels, then a ``kernel``
+    conv to ``out`` channels with the given stride and padding."""
+
+    mid: int
+    out: int
+    kernel: int = 3
+    stride: int = 2
+    pad: int = 1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Input normalization applied inside the graph.
+
+    The network input is RGB pixel values in 0..255 (NCHW). When ``bgr`` is true
+    the channels are reversed first (Caffe models); then each channel becomes
+    ``(x - mean[c]) / std[c]`` with mean and std in the (possibly reversed)
+    channel order.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    bgr: bool = False
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "bgr": self.bgr}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(mean=tuple(d["mean"]), std=tuple(d["std"]), bgr=bool(d["bgr"]))
+
+
+CAFFE_VGG = Preprocessing(mean=(104.0, 117.0, 123.0), bgr=True)
+CAFFE_MOBILENET = Preprocessing(mean=(127.5,) * 3, std=(1.0 / 0.007843,) * 3, bgr=True)
+IMAGENET = Preprocessing(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One tuned SSD configuration.
+
+    Attributes
+    ----------
+    data_shape : int
+        Input side length the sizes and steps below are given for.
+    sources : tuple of str
+        Backbone layers that feed detection heads (names follow the reference
+        implementation; the backbone builder maps them to its blocks).
+    extras : tuple of ExtraLayer
+        Layers appended after the last source, each one a further source.
+    min_sizes, max_sizes : tuple of float
+        Prior sizes in pixels per source; ``max_size`` None means no
+        ``sqrt(min * max)`` prior on that source.
+    ratios : tuple of tuple of float
+        Aspect ratios besides 1 per source; each is also used flipped (1/r).
+    steps : tuple of float or None
+        Prior centre spacing in pixels; None means image size / feature size.
+    normalization : tuple of float or None
+        Initial scale of a learnable L2 normalization per source, None for none.
+    preprocess : Preprocessing
+        In-graph input normalization matching the backbone's weights.
+    batch_norm : bool
+        Whether the extra layers (and backbones that allow the choice) use BN.
+    head_kernel : int
+        Kernel size of the class and box prediction convolutions.
+    offset : float
+        Prior centre offset within a cell, in cells.
+    """
+
+    data_shape: int
+    sources: tuple[str, ...]
+    extras: tuple[ExtraLayer, ...]
+    min_sizes: tuple[float, ...]
+    max_sizes: tuple[Optional[float], ...]
+    ratios: tuple[tuple[float, ...], ...]
+    steps: Optional[tuple[float, ...]]
+    normalization: tuple[Optional[float], ...]
+    preprocess: Preprocessing
+    batch_norm: bool = False
+    head_kernel: int = 3
+    offset: float = 0.5
+
+    def __post_init__(self) -> None:
+        n = len(self.sources) + len(self.extras)
+        for field in ("min_sizes", "max_sizes", "ratios", "normalization"):
+            if len(getattr(self, field)) != n:
+                raise ValueError(f"preset field {field} has {len(getattr(self, field))} entries, "
+                                 f"expected {n} (one per source layer)")
+        if self.steps is not None and len(self.steps) != n:
+            raise ValueError(f"preset field steps has {len(self.steps)} entries, expected {n}")
+
+    @property
+    def num_sources(self) -> int:
+        return len(self.sources) + len(self.extras)
+
+
+def _scales(min_scale: float, max_scale: float, n: int, side: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Caffe SSD's (and mxnet-ssd's) rule for per-layer prior sizes, in pixels.
+
+    The first layer gets half the minimum scale; the others are spread evenly
+    in whole percents from ``min_scale`` to ``max_scale``.
+    """
+    lo, hi = int(round(min_scale * 100)), int(round(max_scale * 100))
+    step = (hi - lo) // (n - 2)
+    mins = [lo / 2.0] + [float(r) for r in range(lo, hi + 1, step)]
+    maxs = [float(lo)] + [float(r + step) for r in range(lo, hi + 1, step)]
+    return tuple(side * m / 100.0 for m in mins[:n]), tuple(side * m / 100.0 for m in maxs[:n])
+
+
+_R2 = (2.0,)
+_R23 = (2.0, 3.0)
+_MXSSD_EXTRAS = (ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(64, 128))
+_MXSSD_MIN, _MXSSD_MAX = _scales(0.2, 0.9, 6, 512)
+
+PRESETS: dict[str, dict[int, Preset]] = {
+    # Caffe SSD300 / SSD512 (weiliu89/caffe, VOC0712), VGG16 with fc6/fc7 reduced.
+    "vgg16_reduced": {
+        300: Preset(
+            data_shape=300,
+            sources=("conv4_3", "fc7"),
+            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256),
+                    ExtraLayer(128, 256, stride=1, pad=0), ExtraLayer(128, 256, stride=1, pad=0)),
+            min_sizes=(30, 60, 111, 162, 213, 264),
+            max_sizes=(60, 111, 162, 213, 264, 315),
+            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
+            steps=(8, 16, 32, 64, 100, 300),
+            normalization=(20.0, None, None, None, None, None),
+            preprocess=CAFFE_VGG,
+        ),
+        512: Preset(
+            data_shape=512,
+            sources=("conv4_3", "fc7"),
+            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256),
+                    ExtraLayer(128, 256), ExtraLayer(128, 256, kernel=4, stride=1, pad=1)),
+            # Caffe's PriorBox reads these as integers (76.8 -> 76, ...).
+            min_sizes=(35, 76, 153, 230, 307, 384, 460),
+            max_sizes=(76, 153, 230, 307, 384, 460, 537),
+            ratios=(_R2, _R23, _R23, _R23, _R23, _R2, _R2),
+            steps=(8, 16, 32, 64, 128, 256, 512),
+            normalization=(20.0, None, None, None, None, None, None),
+            preprocess=CAFFE_VGG,
+        ),
+    },
+    # mxnet-ssd's ResNet-50 SSD512: end of stage 3 (_plus12) and stage 4 (_plus15).
+    "resnet50": {
+        512: Preset(
+            data_shape=512,
+            sources=("stage3", "stage4"),
+            extras=_MXSSD_EXTRAS,
+            min_sizes=_MXSSD_MIN,
+            max_sizes=_MXSSD_MAX,
+            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
+            steps=None,
+            normalization=(None,) * 6,
+            preprocess=IMAGENET,
+        ),
+    },
+    # mxnet-ssd's Inception-v3 SSD512: outputs of mixed_7 and mixed_10.
+    "inceptionv3": {
+        512: Preset(
+            data_shape=512,
+            sources=("mixed_7", "mixed_10"),
+            extras=_MXSSD_EXTRAS,
+            min_sizes=_MXSSD_MIN,
+            max_sizes=_MXSSD_MAX,
+            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
+            steps=None,
+            normalization=(None,) * 6,
+            preprocess=IMAGENET,
+        ),
+    },
+    "mobilenet": {
+        # chuanqi305/MobileNet-SSD (Caffe, BN folded into the convolutions).
+        300: Preset(
+            data_shape=300,
+            sources=("conv11", "conv13"),
+            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(64, 128)),
+            min_sizes=(60, 105, 150, 195, 240, 285),
+            max_sizes=(None, 150, 195, 240, 285, 300),
+            ratios=(_R2, _R23, _R23, _R23, _R23, _R23),
+            steps=None,
+            normalization=(None,) * 6,
+            preprocess=CAFFE_MOBILENET,
+            batch_norm=False,
+            head_kernel=1,
+        ),
+        # GluonCV's ssd_512_mobilenet1.0.
+        512: Preset(
+            data_shape=512,
+            sources=("conv11", "conv13"),
+            extras=(ExtraLayer(256, 512), ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256)),
+            min_sizes=(51.2, 102.4, 189.4, 276.4, 363.52, 450.6),
+            max_sizes=(102.4, 189.4, 276.4, 363.52, 450.6, 492.0),
+            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
+            steps=(16, 32, 64, 128, 256, 512),
+            normalization=(None,) * 6,
+            preprocess=IMAGENET,
+            batch_norm=True,
+        ),
+    },
+    # mmdetection's SSDLite: MobileNetV2 (stride-16 96-channel block and the
+    # 1280-channel last conv), depthwise-separable extras and heads.
+    "ssdlite_mobilenetv2": {
+        320: Preset(
+            data_shape=320,
+            sources=("block13", "conv_last"),
+            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(64, 128)),
+            min_sizes=(48, 100, 150, 202, 253, 304),
+            max_sizes=(100, 150, 202, 253, 304, 320),
+            ratios=(_R23,) * 6,
+            steps=(16, 32, 64, 107, 160, 320),
+            normalization=(None,) * 6,
+            preprocess=IMAGENET,
+            batch_norm=True,
+        ),
+    },
+}
+
+
+def network_names() -> list[str]:
+    """Names accepted by :func:`symbol.get_model`, sorted."""
+    return sorted(PRESETS)
+
+
+def find_preset(network: str, data_shape: int) -> Preset:
+    """The preset for ``network`` closest to ``data_shape`` (ties: the smaller).
+
+    Raises
+    ------
+    ValueError
+        If ``network`` is unknown (the message lists the valid names).
+    """
+    if network not in PRESETS:
+        raise ValueError(f"unknown network {network!r}; valid names: {', '.join(network_names())}")
+    table = PRESETS[network]
+    best = min(table, key=lambda s: (abs(s - data_shape), s))
+    return table[best]

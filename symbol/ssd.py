@@ -1,0 +1,242 @@
+"""The SSD detector: backbone sources, extra layers, prediction heads, priors, decoding.
+
+One hybridizable block serves training and inference:
+
+- under ``autograd.is_training()`` it returns the raw predictions
+  ``(cls_preds, box_preds, anchors)`` for MultiBoxTarget and the loss;
+- otherwise it decodes with MultiBoxDetection, runs NMS in the graph and
+  returns ``(B, keep_topk, 6)`` detections.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+import mxnet as mx
+from mxnet import autograd
+from mxnet.gluon import HybridBlock, nn
+
+from .anchors import AnchorGenerator, AnchorSpec
+from .layers import Identity, L2Normalization, Preprocess, conv_block, separable_conv
+from .presets import ExtraLayer, Preprocessing
+
+__all__ = ["SSD", "VARIANCES"]
+
+logger = logging.getLogger(__name__)
+
+#: Box-regression variances of Caffe SSD (center x, center y, width, height).
+VARIANCES = (0.1, 0.1, 0.2, 0.2)
+
+EXTRA_STYLES = ("plain", "bn", "ssdlite")
+HEAD_STYLES = ("conv", "separable")
+
+
+def _extra_layer(spec: ExtraLayer, style: str, in_channels: int) -> nn.HybridSequential:
+    """1x1 reduction then the strided conv, in one of three styles:
+    ``plain`` conv + bias + ReLU (Caffe, mxnet-ssd), ``bn`` conv + BN + ReLU
+    (GluonCV), ``ssdlite`` 1x1 + depthwise-separable with BN (eps 1e-3) and ReLU6."""
+    block = nn.HybridSequential(prefix="")
+    if style == "ssdlite":
+        block.add(conv_block(spec.mid, 1, in_channels=in_channels, batch_norm=True, bn_eps=1e-3,
+                             act="relu6"))
+        block.add(separable_conv(spec.mid, spec.out, spec.stride, bn_eps=1e-3, act="relu6"))
+        return block
+    bn = style == "bn"
+    block.add(conv_block(spec.mid, 1, in_channels=in_channels, batch_norm=bn))
+    block.add(conv_block(spec.out, spec.kernel, spec.stride, spec.pad, in_channels=spec.mid,
+                         batch_norm=bn))
+    return block
+
+
+def _head(in_channels: int, out_channels: int, style: str, kernel: int) -> HybridBlock:
+    if style == "separable":
+        return separable_conv(in_channels, out_channels, bn_eps=1e-3, act="relu6", pointwise_act=False)
+    return nn.Conv2D(out_channels, kernel, padding=kernel // 2, in_channels=in_channels)
+
+
+class SSD(HybridBlock):
+    """Single Shot MultiBox Detector.
+
+    Parameters
+    ----------
+    backbone : HybridBlock
+        Maps the preprocessed image to a list of source feature maps; must
+        expose ``source_channels`` (channels of each map).
+    extras : sequence of ExtraLayer
+        Layers appended after the last backbone source, each a further source.
+    anchors : sequence of AnchorSpec
+        One per source (backbone sources then extras).
+    data_shape : int
+        Input side length the anchors were laid out for (used by :meth:`export`).
+    num_classes : int
+        Foreground classes; the class predictions have ``num_classes + 1``
+        entries with background at index 0.
+    preprocess : Preprocessing
+        In-graph input normalization.
+    normalization : sequence of float or None
+        Initial L2-normalization scale per source (None: no normalization).
+    extra_style : {'plain', 'bn', 'ssdlite'}
+    head_style : {'conv', 'separable'}
+    head_kernel : int
+        Kernel of the ``conv`` heads.
+    nms_thresh, nms_topk, keep_topk, thresh, force_suppress
+        Decoding defaults, see :meth:`set_nms`.
+
+    Input
+    -----
+    ``(B, 3, H, W)`` float RGB pixel values in 0..255.
+
+    Output
+    ------
+    Training: ``cls_preds (B, N, num_classes + 1)``, ``box_preds (B, N * 4)``
+    (Caffe's (dx, dy, dw, dh) encoding per anchor), ``anchors (1, N, 4)``
+    (normalized corners). Inference: ``(B, keep_topk, 6)`` rows
+    ``[class_id, score, xmin, ymin, xmax, ymax]``, normalized corners, sorted by
+    score, ``class_id`` -1 for empty rows.
+    """
+
+    def __init__(self, backbone: HybridBlock, extras: Sequence[ExtraLayer], anchors: Sequence[AnchorSpec],
+                 num_classes: int, data_shape: int, preprocess: Preprocessing,
+                 normalization: Sequence[Optional[float]], *, extra_style: str = "plain",
+                 head_style: str = "conv", head_kernel: int = 3, nms_thresh: float = 0.45,
+                 nms_topk: int = 400, keep_topk: int = 200, thresh: float = 0.01,
+                 force_suppress: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        if extra_style not in EXTRA_STYLES:
+            raise ValueError(f"extra_style must be one of {EXTRA_STYLES}, got {extra_style!r}")
+        if head_style not in HEAD_STYLES:
+            raise ValueError(f"head_style must be one of {HEAD_STYLES}, got {head_style!r}")
+        channels = list(backbone.source_channels) + [e.out for e in extras]
+        if not len(channels) == len(anchors) == len(normalization):
+            raise ValueError(f"{len(channels)} sources but {len(anchors)} anchor specs and "
+                             f"{len(normalization)} normalization entries")
+        self.num_classes = num_classes
+        self.data_shape = int(data_shape)
+        self.anchor_specs = tuple(anchors)
+        self._traced_training: Optional[bool] = None
+        self.set_nms(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
+        with self.name_scope():
+            self.preprocess = Preprocess(preprocess)
+            self.backbone = backbone
+            self.extras = nn.HybridSequential()
+            for i, spec in enumerate(extras):
+                self.extras.add(_extra_layer(spec, extra_style, channels[len(backbone.source_channels) + i - 1]))
+            self.norms = nn.HybridSequential()
+            for c, scale in zip(channels, normalization):
+                self.norms.add(L2Normalization(c, scale) if scale is not None else Identity())
+            self.class_heads = nn.HybridSequential()
+            self.box_heads = nn.HybridSequential()
+            self.anchor_generators = nn.HybridSequential()
+            for c, spec in zip(channels, anchors):
+                self.class_heads.add(_head(c, spec.num_anchors * (num_classes + 1), head_style, head_kernel))
+                self.box_heads.add(_head(c, spec.num_anchors * 4, head_style, head_kernel))
+                self.anchor_generators.add(AnchorGenerator(spec))
+
+    # ------------------------------------------------------------------ decoding
+    def set_nms(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
+                thresh: float = 0.01, force_suppress: bool = False) -> None:
+        """Set the decoding parameters used in inference mode.
+
+        Parameters
+        ----------
+        nms_thresh : float
+            IoU above which a lower-scored box of the same class is suppressed.
+        nms_topk : int
+            Boxes kept (by score) before NMS; -1 keeps all.
+        keep_topk : int
+            Detections returned per image after NMS.
+        thresh : float
+            Minimum class score for a box to be considered.
+        force_suppress : bool
+            Suppress across classes too.
+
+        The cached graph is cleared, so the next call rebuilds it.
+        """
+        if not 0.0 < nms_thresh <= 1.0:
+            raise ValueError(f"nms_thresh must be in (0, 1], got {nms_thresh}")
+        if keep_topk < 1:
+            raise ValueError(f"keep_topk must be positive, got {keep_topk}")
+        if nms_topk == 0 or nms_topk < -1:
+            raise ValueError(f"nms_topk must be positive or -1, got {nms_topk}")
+        if not 0.0 <= thresh < 1.0:
+            raise ValueError(f"thresh must be in [0, 1), got {thresh}")
+        self.nms_thresh, self.nms_topk, self.keep_topk = float(nms_thresh), int(nms_topk), int(keep_topk)
+        self.thresh, self.force_suppress = float(thresh), bool(force_suppress)
+        self._clear_cached_op()
+
+    @property
+    def nms_config(self) -> dict:
+        """The decoding parameters as keyword arguments of :meth:`set_nms`."""
+        return dict(nms_thresh=self.nms_thresh, nms_topk=self.nms_topk, keep_topk=self.keep_topk,
+                    thresh=self.thresh, force_suppress=self.force_suppress)
+
+    # ------------------------------------------------------------------ graph
+    def forward(self, x, *args):
+        # The traced graph depends on autograd's training flag: rebuild it when
+        # the flag differs from the one it was traced with.
+        if isinstance(x, mx.nd.NDArray):
+            training = autograd.is_training()
+            if self._active and self._traced_training is not None and self._traced_training != training:
+                self._clear_cached_op()
+            self._traced_training = training
+        return super().forward(x, *args)
+
+    def hybrid_forward(self, F, x):
+        x = self.preprocess(x)
+        sources = list(self.backbone(x))
+        for extra in self.extras:
+            sources.append(extra(sources[-1]))
+        cls_preds, box_preds, anchors = [], [], []
+        for feat, norm, cls_head, box_head, gen in zip(sources, self.norms, self.class_heads,
+                                                        self.box_heads, self.anchor_generators):
+            feat = norm(feat)
+            cls_preds.append(F.flatten(F.transpose(cls_head(feat), axes=(0, 2, 3, 1))))
+            box_preds.append(F.flatten(F.transpose(box_head(feat), axes=(0, 2, 3, 1))))
+            anchors.append(gen(feat))
+        cls_preds = F.reshape(F.concat(*cls_preds, dim=1), shape=(0, -1, self.num_classes + 1))
+        box_preds = F.concat(*box_preds, dim=1)
+        anchors = F.concat(*anchors, dim=1)
+        if autograd.is_training():
+            return cls_preds, box_preds, anchors
+        return self._detect(F, cls_preds, box_preds, anchors)
+
+    def _detect(self, F, cls_preds, box_preds, anchors):
+        cls_prob = F.transpose(F.softmax(cls_preds, axis=-1), axes=(0, 2, 1))
+        det = F.contrib.MultiBoxDetection(cls_prob, box_preds, anchors, clip=True,
+                                          threshold=self.thresh, nms_threshold=self.nms_thresh,
+                                          force_suppress=self.force_suppress, variances=VARIANCES,
+                                          nms_topk=self.nms_topk)
+        # MultiBoxDetection leaves suppressed rows (class -1) in place; move the
+        # survivors to the front by score and keep the first keep_topk.
+        det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=0.0, topk=-1, coord_start=2,
+                                score_index=1, id_index=0, background_id=-1, force_suppress=False)
+        # Pad with empty rows so that the output always has keep_topk rows.
+        empty = F.slice_axis(F.zeros_like(det), axis=1, begin=0, end=1) - 1
+        det = F.concat(det, F.repeat(empty, repeats=self.keep_topk, axis=1), dim=1)
+        return F.slice_axis(det, axis=1, begin=0, end=self.keep_topk)
+
+    def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
+        """Write ``path-symbol.json`` and ``path-EPOCH.params`` of the inference graph.
+
+        The files load with ``mx.gluon.SymbolBlock.imports(json, ['data'], params)``
+        and need none of this project's code.
+        """
+        if not self._active:
+            self.hybridize()
+        if not self._cached_graph or self._traced_training:
+            self._clear_cached_op()
+            side = self.data_shape
+            with autograd.predict_mode():
+                self(mx.nd.zeros((1, 3, side, side), ctx=self._param_ctx()))
+        super().export(path, epoch, remove_amp_cast=remove_amp_cast)
+
+    # ------------------------------------------------------------------ helpers
+    def _param_ctx(self) -> mx.Context:
+        for p in self.collect_params().values():
+            try:
+                return p.list_ctx()[0]
+            except Exception:  # uninitialized parameter
+                continue
+        return mx.cpu()

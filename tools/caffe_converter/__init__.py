@@ -1,0 +1,1 @@
+"""caffe_converter package (filled in by later work)."""

@@ -1,0 +1,1 @@
+"""train package (filled in by later work)."""
