@@ -104,7 +104,11 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
               preprocess, preset.normalization, extra_style=extra_style,
               head_style=netdef.head_style, head_kernel=preset.head_kernel,
               prefix=f"ssd_{name}_", **nms_kwargs)
-    net.initialize(mx.init.Xavier(rnd_type="uniform", factor_type="in", magnitude=3), ctx=ctx)
+    # Caffe's "xavier" filler; parameters loaded from pretrained_base keep their values.
+    xavier = mx.init.Xavier(rnd_type="uniform", factor_type="in", magnitude=3)
+    for p in net.collect_params().values():
+        if p._data is None and p._deferred_init == ():
+            p.initialize(default_init=xavier, ctx=ctx)
     _finish_shapes(net, name, data_shape, ctx)
     net.build_args = {"network": name, "data_shape": data_shape, "num_classes": num_classes,
                       "preprocess": preprocess.to_dict(),
