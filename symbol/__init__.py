@@ -5,7 +5,8 @@
 """
 from .factory import get_model
 from .presets import PRESETS, Preprocessing, Preset, find_preset, network_names
-from .ssd import SSD, VARIANCES
+from .detection import VARIANCES, DetectionOutput
+from .ssd import SSD
 
 __all__ = ["get_model", "network_names", "find_preset", "PRESETS", "Preset", "Preprocessing", "SSD",
-           "VARIANCES"]
+           "DetectionOutput", "VARIANCES"]

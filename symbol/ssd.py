@@ -17,15 +17,13 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock, nn
 
 from .anchors import AnchorGenerator, AnchorSpec
+from .detection import DetectionOutput
 from .layers import Identity, L2Normalization, Preprocess, conv_block, separable_conv
 from .presets import ExtraLayer, Preprocessing
 
-__all__ = ["SSD", "VARIANCES"]
+__all__ = ["SSD"]
 
 logger = logging.getLogger(__name__)
-
-#: Box-regression variances of Caffe SSD (center x, center y, width, height).
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
 
 EXTRA_STYLES = ("plain", "bn", "ssdlite")
 HEAD_STYLES = ("conv", "separable")
@@ -116,8 +114,8 @@ class SSD(HybridBlock):
         self.data_shape = int(data_shape)
         self.anchor_specs = tuple(anchors)
         self._traced_training: Optional[bool] = None
-        self.set_nms(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
         with self.name_scope():
+            self.detector = DetectionOutput(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
             self.preprocess = Preprocess(preprocess)
             self.backbone = backbone
             self.extras = nn.HybridSequential()
@@ -137,40 +135,17 @@ class SSD(HybridBlock):
     # ------------------------------------------------------------------ decoding
     def set_nms(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
                 thresh: float = 0.01, force_suppress: bool = False) -> None:
-        """Set the decoding parameters used in inference mode.
-
-        Parameters
-        ----------
-        nms_thresh : float
-            IoU above which a lower-scored box of the same class is suppressed.
-        nms_topk : int
-            Boxes kept (by score) before NMS; -1 keeps all.
-        keep_topk : int
-            Detections returned per image after NMS.
-        thresh : float
-            Minimum class score for a box to be considered.
-        force_suppress : bool
-            Suppress across classes too.
+        """Set the inference-mode decoding parameters (see :class:`DetectionOutput`).
 
         The cached graph is cleared, so the next call rebuilds it.
         """
-        if not 0.0 < nms_thresh <= 1.0:
-            raise ValueError(f"nms_thresh must be in (0, 1], got {nms_thresh}")
-        if keep_topk < 1:
-            raise ValueError(f"keep_topk must be positive, got {keep_topk}")
-        if nms_topk == 0 or nms_topk < -1:
-            raise ValueError(f"nms_topk must be positive or -1, got {nms_topk}")
-        if not 0.0 <= thresh < 1.0:
-            raise ValueError(f"thresh must be in [0, 1), got {thresh}")
-        self.nms_thresh, self.nms_topk, self.keep_topk = float(nms_thresh), int(nms_topk), int(keep_topk)
-        self.thresh, self.force_suppress = float(thresh), bool(force_suppress)
+        self.detector.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
         self._clear_cached_op()
 
     @property
     def nms_config(self) -> dict:
         """The decoding parameters as keyword arguments of :meth:`set_nms`."""
-        return dict(nms_thresh=self.nms_thresh, nms_topk=self.nms_topk, keep_topk=self.keep_topk,
-                    thresh=self.thresh, force_suppress=self.force_suppress)
+        return self.detector.config
 
     # ------------------------------------------------------------------ graph
     def forward(self, x, *args):
@@ -200,22 +175,7 @@ class SSD(HybridBlock):
         anchors = F.concat(*anchors, dim=1)
         if autograd.is_training():
             return cls_preds, box_preds, anchors
-        return self._detect(F, cls_preds, box_preds, anchors)
-
-    def _detect(self, F, cls_preds, box_preds, anchors):
-        cls_prob = F.transpose(F.softmax(cls_preds, axis=-1), axes=(0, 2, 1))
-        det = F.contrib.MultiBoxDetection(cls_prob, box_preds, anchors, clip=True,
-                                          threshold=self.thresh, nms_threshold=self.nms_thresh,
-                                          force_suppress=self.force_suppress, variances=VARIANCES,
-                                          nms_topk=self.nms_topk)
-        # MultiBoxDetection leaves suppressed rows (class -1) in place; move the
-        # survivors to the front by score and keep the first keep_topk.
-        det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=0.0, topk=-1, coord_start=2,
-                                score_index=1, id_index=0, background_id=-1, force_suppress=False)
-        # Pad with empty rows so that the output always has keep_topk rows.
-        empty = F.slice_axis(F.zeros_like(det), axis=1, begin=0, end=1) - 1
-        det = F.concat(det, F.repeat(empty, repeats=self.keep_topk, axis=1), dim=1)
-        return F.slice_axis(det, axis=1, begin=0, end=self.keep_topk)
+        return self.detector(cls_preds, box_preds, anchors)
 
     def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
         """Write ``path-symbol.json`` and ``path-EPOCH.params`` of the inference graph.
