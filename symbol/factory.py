@@ -1,7 +1,9 @@
 """``get_model``: the one function that turns a network name and size into an SSD."""
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -121,7 +123,9 @@ def _finish_shapes(net: SSD, name: str, data_shape: int, ctx: mx.Context) -> Non
     """Infer every parameter shape from a dummy input, so that the network can be
     saved before its first forward; an input too small for the network fails here."""
     try:
-        net.infer_shape(mx.nd.zeros((1, 3, data_shape, data_shape), ctx=ctx))
+        # MXNet prints the failing shapes to stdout before raising; keep it quiet.
+        with contextlib.redirect_stdout(io.StringIO()):
+            net.infer_shape(mx.nd.zeros((1, 3, data_shape, data_shape), ctx=ctx))
     except mx.base.MXNetError as err:
         raise ValueError(f"data_shape {data_shape} is too small for {name}: a feature map "
                          f"shrinks to nothing ({str(err).splitlines()[0]})") from None
