@@ -66,8 +66,11 @@ class DetectionOutput(HybridBlock):
                                           force_suppress=self.force_suppress, variances=VARIANCES,
                                           nms_topk=self.nms_topk)
         # MultiBoxDetection leaves suppressed rows (class -1) in place; move the
-        # survivors to the front by score (no further suppression) ...
-        det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=0.0, topk=-1, coord_start=2,
+        # survivors to the front by score (no further suppression) ... Rows of
+        # class -1 go as background; the score filter (box_nms keeps score >
+        # valid_thresh) must let every survivor through, a score of 0 included
+        # when thresh is 0, so it sits below any probability.
+        det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=-1.0, topk=-1, coord_start=2,
                                 score_index=1, id_index=0, background_id=-1, force_suppress=False)
         # ... pad with empty rows so that there are always keep_topk, and cut.
         empty = F.slice_axis(F.zeros_like(det), axis=1, begin=0, end=1) - 1

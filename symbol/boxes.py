@@ -1,0 +1,310 @@
+"""Box arithmetic in pure NumPy: formats, IoU, the Caffe SSD box coder, NMS, decoding.
+
+This module is the reference ("oracle") the MXNet graph code is tested
+against. Every function accepts array-likes, never mutates its inputs and
+keeps a floating input's dtype (so a float32 reference follows MXNet's float32
+arithmetic); non-floating inputs are promoted to float64.
+
+Box formats
+-----------
+corners
+    ``(xmin, ymin, xmax, ymax)``, with ``xmin <= xmax`` and ``ymin <= ymax`` for
+    a proper box. A box with ``xmax <= xmin`` or ``ymax <= ymin`` is empty (area 0).
+center
+    ``(cx, cy, w, h)``.
+
+Behaviour of ``mx.nd.contrib.MultiBoxDetection`` (MXNet 1.9.1, CPU), checked
+by experiment and reproduced by :func:`multibox_detection`:
+
+- each anchor takes its best foreground class, the lowest class id on a tie;
+- an anchor is dropped when that score is ``< threshold`` (equal is kept);
+- survivors are stable-sorted by descending score (ties keep anchor order),
+  only the best ``nms_topk`` are kept;
+- greedy NMS suppresses a box when its IoU with a kept higher-ranked box is
+  ``>= nms_threshold`` (not ``>``: an IoU of exactly the threshold suppresses),
+  among boxes of the same class unless ``force_suppress``; IoU is computed on
+  the clipped boxes and is 0 when the union is empty;
+- with ``nms_threshold`` outside ``(0, 1]`` nothing is sorted or suppressed.
+
+(``mx.nd.contrib.box_nms``, by contrast, suppresses only at IoU ``>``
+``overlap_thresh``.)
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["VARIANCES", "corner_to_center", "center_to_corner", "box_area", "box_iou", "encode",
+           "decode", "nms", "multibox_detection", "detection_output", "softmax"]
+
+#: Caffe SSD's box-regression variances (center x, center y, width, height).
+VARIANCES = (0.1, 0.1, 0.2, 0.2)
+
+
+def _as_float(x: ArrayLike) -> np.ndarray:
+    """``x`` as a floating array: floating dtypes kept, anything else float64 (no copy needed)."""
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _boxes(x: ArrayLike, name: str, ndim: Optional[int] = None) -> np.ndarray:
+    """Validate a box array: last dimension 4 (and exactly ``ndim`` dimensions if given)."""
+    arr = _as_float(x)
+    if arr.ndim == 0 or arr.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape (..., 4), got {arr.shape}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have shape ({'N, ' * (ndim - 1)}4), got {arr.shape}")
+    return arr
+
+
+def _variances(variances: Sequence[float]) -> tuple[float, float, float, float]:
+    v = tuple(float(x) for x in variances)
+    if len(v) != 4 or not all(x > 0 for x in v):
+        raise ValueError(f"variances must be 4 positive numbers, got {tuple(variances)}")
+    return v  # type: ignore[return-value]
+
+
+def corner_to_center(boxes: ArrayLike) -> np.ndarray:
+    """``(..., 4)`` corners ``(xmin, ymin, xmax, ymax)`` -> ``(..., 4)`` ``(cx, cy, w, h)``."""
+    b = _boxes(boxes, "boxes")
+    x1, y1, x2, y2 = (b[..., i] for i in range(4))
+    return np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=-1)
+
+
+def center_to_corner(boxes: ArrayLike) -> np.ndarray:
+    """``(..., 4)`` ``(cx, cy, w, h)`` -> ``(..., 4)`` corners ``(xmin, ymin, xmax, ymax)``."""
+    b = _boxes(boxes, "boxes")
+    cx, cy, w, h = (b[..., i] for i in range(4))
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+
+
+def box_area(boxes: ArrayLike) -> np.ndarray:
+    """``(..., 4)`` corners -> ``(...)`` areas; an inverted box (``xmax < xmin``) has area 0."""
+    b = _boxes(boxes, "boxes")
+    w = np.maximum(b[..., 2] - b[..., 0], 0)
+    h = np.maximum(b[..., 3] - b[..., 1], 0)
+    return w * h
+
+
+def box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Pairwise intersection over union.
+
+    Parameters
+    ----------
+    a : (N, 4) corners
+    b : (M, 4) corners
+
+    Returns
+    -------
+    (N, M) IoU in [0, 1]. A pair whose union is empty (both boxes of zero area)
+    has IoU 0, never NaN.
+    """
+    a = _boxes(a, "a", ndim=2)
+    b = _boxes(b, "b", ndim=2)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.maximum(rb - lt, 0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    safe = np.where(union > 0, union, 1)
+    return np.where(union > 0, inter / safe, 0).astype(inter.dtype, copy=False)
+
+
+def encode(gt: ArrayLike, anchors: ArrayLike, variances: Sequence[float] = VARIANCES) -> np.ndarray:
+    """Caffe CENTER_SIZE regression targets of ground-truth boxes w.r.t. anchors.
+
+    Parameters
+    ----------
+    gt : (N, 4) corners, positive width and height
+    anchors : (N, 4) corners, positive width and height (broadcastable to ``gt``)
+    variances : four positive numbers ``(v0, v1, v2, v3)``
+
+    Returns
+    -------
+    (N, 4) offsets ``(dx, dy, dw, dh)``:
+    ``((gcx - acx) / aw / v0, (gcy - acy) / ah / v1, log(gw / aw) / v2, log(gh / ah) / v3)``,
+    the encoding of ``mx.nd.contrib.MultiBoxTarget``.
+    """
+    v0, v1, v2, v3 = _variances(variances)
+    g = corner_to_center(gt)
+    a = corner_to_center(anchors)
+    if np.any(g[..., 2:] <= 0) or np.any(a[..., 2:] <= 0):
+        raise ValueError("encode needs boxes and anchors of positive width and height")
+    return np.stack([(g[..., 0] - a[..., 0]) / a[..., 2] / v0,
+                     (g[..., 1] - a[..., 1]) / a[..., 3] / v1,
+                     np.log(g[..., 2] / a[..., 2]) / v2,
+                     np.log(g[..., 3] / a[..., 3]) / v3], axis=-1)
+
+
+def decode(deltas: ArrayLike, anchors: ArrayLike, variances: Sequence[float] = VARIANCES) -> np.ndarray:
+    """Inverse of :func:`encode`: offsets applied to anchors, as unclipped corners.
+
+    Parameters
+    ----------
+    deltas : (N, 4) offsets ``(dx, dy, dw, dh)``
+    anchors : (N, 4) corners (broadcastable to ``deltas``)
+    variances : four positive numbers
+
+    Returns
+    -------
+    (N, 4) corners ``(xmin, ymin, xmax, ymax)``, computed in the order of
+    ``mx.nd.contrib.MultiBoxDetection``.
+    """
+    v0, v1, v2, v3 = _variances(variances)
+    d = _boxes(deltas, "deltas")
+    a = corner_to_center(anchors)
+    cx = d[..., 0] * v0 * a[..., 2] + a[..., 0]
+    cy = d[..., 1] * v1 * a[..., 3] + a[..., 1]
+    w = np.exp(d[..., 2] * v2) * a[..., 2]
+    h = np.exp(d[..., 3] * v3) * a[..., 3]
+    return center_to_corner(np.stack([cx, cy, w, h], axis=-1))
+
+
+def nms(boxes: ArrayLike, scores: ArrayLike, iou_threshold: float, topk: int = -1,
+        class_ids: Optional[ArrayLike] = None) -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    Parameters
+    ----------
+    boxes : (N, 4) corners
+    scores : (N,)
+    iou_threshold : float
+        A box is suppressed when its IoU with a kept, higher-ranked box is
+        ``>= iou_threshold`` (MultiBoxDetection's rule).
+    topk : int
+        Only the ``topk`` best-scored boxes take part (the rest are dropped);
+        -1 or any non-positive value: all.
+    class_ids : (N,), optional
+        When given, boxes suppress only boxes of the same class.
+
+    Returns
+    -------
+    (K,) int64 indices of the kept boxes, by descending score; equal scores
+    keep their input order.
+    """
+    b = _boxes(boxes, "boxes", ndim=2)
+    s = _as_float(scores)
+    if s.shape != (len(b),):
+        raise ValueError(f"scores must have shape ({len(b)},), got {s.shape}")
+    cls = None
+    if class_ids is not None:
+        cls = np.asarray(class_ids)
+        if cls.shape != (len(b),):
+            raise ValueError(f"class_ids must have shape ({len(b)},), got {cls.shape}")
+    order = np.argsort(-s, kind="stable")
+    if topk > 0:
+        order = order[:topk]
+    alive = np.ones(len(order), dtype=bool)
+    keep = []
+    for pos, i in enumerate(order):
+        if not alive[pos]:
+            continue
+        keep.append(i)
+        rest = order[pos + 1:]
+        over = box_iou(b[i:i + 1], b[rest])[0] >= iou_threshold
+        if cls is not None:
+            over &= cls[rest] == cls[i]
+        alive[pos + 1:] &= ~over
+    return np.asarray(keep, dtype=np.int64)
+
+
+def multibox_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLike,
+                       threshold: float = 0.01, nms_threshold: float = 0.45, nms_topk: int = 400,
+                       force_suppress: bool = False, variances: Sequence[float] = VARIANCES,
+                       clip: bool = True) -> list[np.ndarray]:
+    """What ``mx.nd.contrib.MultiBoxDetection`` computes, without its padding rows.
+
+    Parameters
+    ----------
+    cls_prob : (B, C + 1, N)
+        Class probabilities, background at index 0.
+    loc_preds : (B, N * 4)
+        Offsets ``(dx, dy, dw, dh)`` per anchor (see :func:`encode`).
+    anchors : (1, N, 4) or (N, 4)
+        Corners.
+    threshold, nms_threshold, nms_topk, force_suppress, variances, clip
+        As in MultiBoxDetection (see the module docstring for the exact rules).
+
+    Returns
+    -------
+    One (K, 6) array per image, rows ``[class_id, score, xmin, ymin, xmax, ymax]``
+    of the surviving detections, ``class_id`` in 0..C-1, sorted by descending
+    score. MultiBoxDetection returns the same rows first and then rows whose
+    class is -1 (suppressed or empty).
+    """
+    prob = _as_float(cls_prob)
+    if prob.ndim != 3 or prob.shape[1] < 2:
+        raise ValueError(f"cls_prob must have shape (B, C + 1, N) with C >= 1, got {prob.shape}")
+    batch, _, num = prob.shape
+    loc = _as_float(loc_preds)
+    if loc.shape != (batch, num * 4):
+        raise ValueError(f"loc_preds must have shape ({batch}, {num * 4}), got {loc.shape}")
+    anc = _boxes(anchors, "anchors").reshape(-1, 4)
+    if len(anc) != num:
+        raise ValueError(f"anchors must hold {num} boxes, got {len(anc)}")
+    out = []
+    for img in range(batch):
+        fg = prob[img, 1:]
+        cls = np.argmax(fg, axis=0)  # first maximum: the lowest class id wins a tie
+        score = fg[cls, np.arange(num)]
+        valid = np.flatnonzero(score >= threshold)
+        boxes = decode(loc[img].reshape(num, 4)[valid], anc[valid], variances)
+        if clip:
+            boxes = np.clip(boxes, 0, 1)
+        det = np.concatenate([cls[valid, None].astype(prob.dtype), score[valid, None], boxes], axis=1)
+        if 0 < nms_threshold <= 1:
+            keep = nms(boxes, score[valid], nms_threshold, topk=nms_topk,
+                       class_ids=None if force_suppress else cls[valid])
+            det = det[keep]
+        out.append(det)
+    return out
+
+
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax of ``x`` along ``axis`` (shape kept)."""
+    z = _as_float(x)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayLike,
+                     nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
+                     thresh: float = 0.01, force_suppress: bool = False,
+                     variances: Sequence[float] = VARIANCES) -> np.ndarray:
+    """Reference of ``symbol.detection.DetectionOutput``.
+
+    Parameters
+    ----------
+    cls_preds : (B, N, C + 1)
+        Class logits, background at index 0.
+    box_preds : (B, N * 4)
+        Offsets ``(dx, dy, dw, dh)`` per anchor.
+    anchors : (1, N, 4)
+        Corners.
+    nms_thresh, nms_topk, keep_topk, thresh, force_suppress, variances
+        As in :class:`symbol.detection.DetectionOutput`.
+
+    Returns
+    -------
+    (B, keep_topk, 6) rows ``[class_id, score, xmin, ymin, xmax, ymax]``: the
+    first ``keep_topk`` detections of :func:`multibox_detection` (clipped
+    corners, descending score), then rows of -1.
+    """
+    if keep_topk < 1:
+        raise ValueError(f"keep_topk must be positive, got {keep_topk}")
+    logits = _as_float(cls_preds)
+    if logits.ndim != 3:
+        raise ValueError(f"cls_preds must have shape (B, N, C + 1), got {logits.shape}")
+    prob = np.transpose(softmax(logits, axis=-1), (0, 2, 1))
+    dets = multibox_detection(prob, box_preds, anchors, threshold=thresh, nms_threshold=nms_thresh,
+                              nms_topk=nms_topk, force_suppress=force_suppress, variances=variances,
+                              clip=True)
+    out = np.full((len(dets), keep_topk, 6), -1, dtype=prob.dtype)
+    for img, det in enumerate(dets):
+        det = det[:keep_topk]
+        out[img, :len(det)] = det
+    return out
