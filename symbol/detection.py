@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from mxnet.gluon import HybridBlock
 
-__all__ = ["DetectionOutput", "VARIANCES"]
+from .boxes import VARIANCES
 
-#: Box-regression variances of Caffe SSD (center x, center y, width, height).
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
+__all__ = ["DetectionOutput", "VARIANCES"]
 
 
 class DetectionOutput(HybridBlock):
