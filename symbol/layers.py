@@ -76,14 +76,15 @@ def _activation(act: Optional[str]) -> Optional[HybridBlock]:
 
 def conv_block(channels: int, kernel: int, stride: int = 1, pad: int = 0, *, groups: int = 1,
                in_channels: int = 0, dilation: int = 1, batch_norm: bool = False, bn_eps: float = 1e-5,
-               act: Optional[str] = "relu", prefix: Optional[str] = None) -> nn.HybridSequential:
+               bn_momentum: float = 0.9, act: Optional[str] = "relu",
+               prefix: Optional[str] = None) -> nn.HybridSequential:
     """Conv (with bias unless followed by BN), optional BN, optional activation."""
     block = nn.HybridSequential(prefix=prefix)
     with block.name_scope():
         block.add(nn.Conv2D(channels, kernel, strides=stride, padding=pad, dilation=dilation,
                             groups=groups, in_channels=in_channels, use_bias=not batch_norm))
         if batch_norm:
-            block.add(nn.BatchNorm(epsilon=bn_eps))
+            block.add(nn.BatchNorm(epsilon=bn_eps, momentum=bn_momentum))
         a = _activation(act)
         if a is not None:
             block.add(a)
@@ -91,7 +92,7 @@ def conv_block(channels: int, kernel: int, stride: int = 1, pad: int = 0, *, gro
 
 
 def separable_conv(in_channels: int, out_channels: int, stride: int = 1, *, bn_eps: float = 1e-3,
-                   act: Optional[str] = "relu6", pointwise_act: bool = True,
+                   bn_momentum: float = 0.9, act: Optional[str] = "relu6", pointwise_act: bool = True,
                    prefix: Optional[str] = None) -> nn.HybridSequential:
     """Depthwise 3x3 conv + BN + act, then a pointwise 1x1 conv (+ BN + act).
 
@@ -100,11 +101,10 @@ def separable_conv(in_channels: int, out_channels: int, stride: int = 1, *, bn_e
     """
     block = nn.HybridSequential(prefix=prefix)
     with block.name_scope():
-        block.add(conv_block(in_channels, 3, stride, 1, groups=in_channels, in_channels=in_channels,
-                             batch_norm=True,
-                             bn_eps=bn_eps, act=act))
+        bn = dict(batch_norm=True, bn_eps=bn_eps, bn_momentum=bn_momentum, act=act)
+        block.add(conv_block(in_channels, 3, stride, 1, groups=in_channels, in_channels=in_channels, **bn))
         if pointwise_act:
-            block.add(conv_block(out_channels, 1, batch_norm=True, bn_eps=bn_eps, act=act))
+            block.add(conv_block(out_channels, 1, in_channels=in_channels, **bn))
         else:
             block.add(nn.Conv2D(out_channels, 1, in_channels=in_channels))
     return block

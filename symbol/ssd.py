@@ -26,6 +26,8 @@ __all__ = ["SSD"]
 logger = logging.getLogger(__name__)
 
 EXTRA_STYLES = ("plain", "bn", "ssdlite")
+#: mmdetection's SSDLite BatchNorm: eps 1e-3, momentum 0.03 in PyTorch's convention.
+SSDLITE_BN = dict(bn_eps=1e-3, bn_momentum=0.97)
 HEAD_STYLES = ("conv", "separable")
 
 
@@ -35,9 +37,9 @@ def _extra_layer(spec: ExtraLayer, style: str, in_channels: int) -> nn.HybridSeq
     (GluonCV), ``ssdlite`` 1x1 + depthwise-separable with BN (eps 1e-3) and ReLU6."""
     block = nn.HybridSequential(prefix="")
     if style == "ssdlite":
-        block.add(conv_block(spec.mid, 1, in_channels=in_channels, batch_norm=True, bn_eps=1e-3,
-                             act="relu6"))
-        block.add(separable_conv(spec.mid, spec.out, spec.stride, bn_eps=1e-3, act="relu6"))
+        block.add(conv_block(spec.mid, 1, in_channels=in_channels, batch_norm=True, act="relu6",
+                             **SSDLITE_BN))
+        block.add(separable_conv(spec.mid, spec.out, spec.stride, act="relu6", **SSDLITE_BN))
         return block
     bn = style == "bn"
     block.add(conv_block(spec.mid, 1, in_channels=in_channels, batch_norm=bn))
@@ -48,7 +50,7 @@ def _extra_layer(spec: ExtraLayer, style: str, in_channels: int) -> nn.HybridSeq
 
 def _head(in_channels: int, out_channels: int, style: str, kernel: int) -> HybridBlock:
     if style == "separable":
-        return separable_conv(in_channels, out_channels, bn_eps=1e-3, act="relu6", pointwise_act=False)
+        return separable_conv(in_channels, out_channels, act="relu6", pointwise_act=False, **SSDLITE_BN)
     return nn.Conv2D(out_channels, kernel, padding=kernel // 2, in_channels=in_channels)
 
 

@@ -14,7 +14,7 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from ..presets import Preset
-from .common import load_base
+from .common import load_base, reject_options
 
 __all__ = ["MobileNet", "build"]
 
@@ -80,12 +80,13 @@ class MobileNet(HybridBlock):
 
 
 def build(preset: Preset, pretrained_base: Optional[str] = None, ctx: Optional[mx.Context] = None,
-          multiplier: float = 1.0, batch_norm: bool = True) -> MobileNet:
+          multiplier: float = 1.0, batch_norm: bool = True, **kwargs) -> MobileNet:
     """MobileNet v1 backbone for an SSD preset.
 
     ``pretrained_base`` is GluonCV's / MXNet's ``mobilenet1_0`` ImageNet
     ``.params`` file (``batch_norm=True``) or a file saved from this block.
     """
+    reject_options("mobilenet", kwargs)
     net = MobileNet(preset.sources, multiplier=multiplier, batch_norm=batch_norm)
     if pretrained_base:
         load_base(net, pretrained_base, ctx)

@@ -1,0 +1,51 @@
+"""ResNet-50 v1 (He et al. 2016), MXNet model zoo's ``resnet50_v1``, cut at stages 3 and 4.
+
+mxnet-ssd's ResNet-50 SSD took ``_plus12`` and ``_plus15``: the outputs of the
+last residual units of stage 3 (1024 channels, stride 16) and stage 4 (2048
+channels, stride 32).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import mxnet as mx
+
+from ..presets import Preset
+from .common import FeatureStages, load_base, reject_options, slice_sources
+
+__all__ = ["build"]
+
+# Source name -> (index in resnet50_v1's ``features`` just after it, channels).
+# ``features`` is conv1, bn, relu, max pool, stage1 .. stage4, global pool.
+_SOURCES = {"stage3": (7, 1024), "stage4": (8, 2048)}
+
+
+def build(preset: Preset, pretrained_base: Optional[str] = None, ctx: Optional[mx.Context] = None,
+          **kwargs) -> FeatureStages:
+    """The ResNet-50 v1 backbone for an SSD preset.
+
+    Parameters
+    ----------
+    preset : Preset
+        Its ``sources`` name the returned maps (``stage3``, ``stage4``).
+    pretrained_base : str, optional
+        ``.params`` file of MXNet's ``vision.resnet50_v1`` ImageNet classifier
+        (``save_parameters`` format); random initialization otherwise.
+    ctx : mx.Context, optional
+        Where to load the pretrained weights.
+
+    Raises
+    ------
+    ValueError
+        Unknown options or source names, or a file that does not hold
+        ``resnet50_v1`` weights.
+    FileNotFoundError
+        ``pretrained_base`` does not exist.
+    """
+    reject_options("resnet50", kwargs)
+    from mxnet.gluon.model_zoo.vision import resnet50_v1
+
+    classifier = resnet50_v1()
+    if pretrained_base:
+        load_base(classifier, pretrained_base, ctx)
+    return slice_sources(classifier.features, preset.sources, _SOURCES, "resnet50")
