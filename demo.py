@@ -1,0 +1,288 @@
+"""Detect objects in images with a trained SSD checkpoint.
+
+    python demo.py --prefix model/ssd --epoch 12 --images dog.jpg,street.jpg --out-dir out
+    python demo.py --prefix model/ssd --dir photos --ext .png --save-json dets.json
+
+Flags follow mxnet-ssd's ``demo.py``. The network, input size and class names
+come from the checkpoint's ``PREFIX-config.json``; ``--network``,
+``--data-shape`` and ``--class-names`` override them (and are required for a
+params-only checkpoint). Errors are reported as one line on stderr and exit
+status 1; the remaining images are still processed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, Optional, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from evaluate.detector import Detection, Detector, ImageDetections
+
+_PROG = "demo.py"
+
+
+class _UsageError(Exception):
+    """A bad command line: reported as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _probability(text: str) -> float:
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _overlap(text: str) -> float:
+    value = _float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=_PROG, description="Detect objects in images with a trained SSD checkpoint.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="comma-separated image files")
+    src.add_argument("--dir", help="directory of images (not recursive)")
+    p.add_argument("--ext", default=None, help="image extension with --dir (default .jpg)")
+    p.add_argument("--prefix", required=True,
+                   help="checkpoint prefix: PREFIX-EPOCH.params and PREFIX-config.json")
+    p.add_argument("--epoch", type=_int_at_least(0), default=0, help="checkpoint epoch (default: 0)")
+    p.add_argument("--network", default=None, help="network name (default: from the checkpoint config)")
+    p.add_argument("--data-shape", type=_int_at_least(32), default=None,
+                   help="input size (default: from the checkpoint config)")
+    p.add_argument("--class-names", default=None,
+                   help="comma-separated class names, or a file with one name per line "
+                        "(default: from the checkpoint config)")
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument("--cpu", action="store_true", help="run on the CPU (the default)")
+    dev.add_argument("--gpu", type=_int_at_least(0), default=None, metavar="N",
+                     help="run on GPU N (needs the mxnet-cu112 build)")
+    p.add_argument("--thresh", type=_probability, default=0.5,
+                   help="score threshold of the reported detections (default: 0.5)")
+    p.add_argument("--nms", type=_overlap, default=None,
+                   help="NMS overlap threshold (default: the checkpoint's, normally 0.45)")
+    p.add_argument("--force-nms", action=argparse.BooleanOptionalAction, default=None,
+                   help="suppress overlapping boxes across classes (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=1,
+                   help="images per forward pass (default: 1)")
+    p.add_argument("--out-dir", default=None, help="save annotated images here as NAME-detections.png")
+    p.add_argument("--save-json", default=None, metavar="FILE", help="write all detections to this JSON file")
+    p.add_argument("--show", action=argparse.BooleanOptionalAction, default=False,
+                   help="show each annotated image in a window (default: off)")
+    p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging verbosity, on stderr (default: WARNING)")
+    return p
+
+
+def _image_paths(args: argparse.Namespace) -> list[str]:
+    if args.images is not None:
+        if args.ext is not None:
+            raise _UsageError("--ext only applies with --dir")
+        paths = [s.strip() for s in args.images.split(",") if s.strip()]
+        if not paths:
+            raise _UsageError("--images is empty")
+        return paths
+    ext = args.ext or ".jpg"
+    ext = (ext if ext.startswith(".") else "." + ext).lower()
+    if not os.path.isdir(args.dir):
+        raise _UsageError(f"image directory not found: {args.dir}")
+    paths = sorted(os.path.join(args.dir, n) for n in os.listdir(args.dir)
+                   if n.lower().endswith(ext) and os.path.isfile(os.path.join(args.dir, n)))
+    if not paths:
+        raise _UsageError(f"no {ext} images in {args.dir}")
+    return paths
+
+
+def _class_names(value: Optional[str]) -> Optional[list[str]]:
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        try:
+            lines = Path(value).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise _UsageError(f"cannot read class names file {value}: {err}") from None
+        names = [line.strip() for line in lines if line.strip()]
+        if not names:
+            raise _UsageError(f"class names file {value} is empty")
+        return names
+    names = [s.strip() for s in value.split(",")]
+    if any(not n for n in names):
+        raise _UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "
+                          f"list or an existing file)")
+    return names
+
+
+def _output_checks(args: argparse.Namespace) -> None:
+    if args.out_dir is not None and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise _UsageError(f"--out-dir {args.out_dir} exists and is not a directory")
+    if args.save_json is not None and os.path.isdir(args.save_json):
+        raise _UsageError(f"--save-json {args.save_json} is a directory")
+
+
+def _error(message: object) -> None:
+    text = " ".join(str(message).split())  # one line, whatever the message
+    print(f"{_PROG}: error: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the demo; returns the exit status (0 ok, 1 on any error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        paths = _image_paths(args)
+        class_names = _class_names(args.class_names)
+        _output_checks(args)
+    except _UsageError as err:
+        _error(err)
+        return 1
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args, paths, class_names)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def _run(args: argparse.Namespace, paths: list[str], class_names: Optional[list[str]]) -> int:
+    # Imported here so that --help and bad flags answer without loading MXNet.
+    from evaluate.detector import Detector, load_image, resolve_context, save_json
+    from symbol.checkpoint import params_path
+
+    start = time.perf_counter()
+    try:
+        ctx = resolve_context(args.gpu)
+        detector = Detector.from_checkpoint(args.prefix, args.epoch, ctx=ctx, batch_size=args.batch_size,
+                                            thresh=args.thresh, network=args.network,
+                                            data_shape=args.data_shape, class_names=class_names,
+                                            nms_thresh=args.nms, force_suppress=args.force_nms)
+        detector.warmup()
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        _error(err)
+        return 1
+    _check_show(args)
+    cfg = detector.config
+    print(f"model {params_path(args.prefix, args.epoch)}: {cfg.network} {cfg.data_shape}x{cfg.data_shape}, "
+          f"{cfg.num_classes} classes, on {ctx}, ready in {time.perf_counter() - start:.2f} s")
+
+    failed = 0
+    results: list[ImageDetections] = []
+    detect_time = 0.0
+    outputs: set[str] = set()
+    batch: list[tuple[str, np.ndarray]] = []
+    for n, path in enumerate(paths, 1):
+        try:
+            batch.append((path, load_image(path)))
+        except (FileNotFoundError, ValueError) as err:
+            _error(err)
+            failed += 1
+        if batch and (len(batch) == args.batch_size or n == len(paths)):
+            errors, elapsed = _detect_batch(detector, batch, args, results, outputs)
+            failed += errors
+            detect_time += elapsed
+            batch = []
+
+    n_det = sum(len(r.detections) for r in results)
+    per_image = f" ({1000 * detect_time / len(results):.1f} ms/image)" if results else ""
+    summary = (f"total: {len(results)} image(s), {n_det} detection(s), {1000 * detect_time:.1f} ms "
+               f"detecting{per_image}, {time.perf_counter() - start:.2f} s wall")
+    print(summary + (f"; {failed} error(s)" if failed else ""))
+    if args.save_json is not None and results:
+        try:
+            save_json(args.save_json, results)
+        except OSError as err:
+            _error(f"cannot write {args.save_json}: {err}")
+            return 1
+        print(f"wrote {args.save_json}")
+    return 1 if failed or not results else 0
+
+
+def _detect_batch(detector: Detector, batch: list[tuple[str, np.ndarray]], args: argparse.Namespace,
+                  results: list[ImageDetections], outputs: set[str]) -> tuple[int, float]:
+    """Detect, report and draw one batch; appends to ``results``.
+
+    Returns the number of errors and the detection time in seconds.
+    """
+    from evaluate.detector import ImageDetections
+
+    tic = time.perf_counter()
+    detections = detector.detect([image for _, image in batch])
+    elapsed = time.perf_counter() - tic
+    errors = 0
+    for (name, image), dets in zip(batch, detections):
+        height, width = image.shape[:2]
+        results.append(ImageDetections(name, width, height, tuple(dets)))
+        top = ", ".join(f"{d.class_name} {d.score:.2f}" for d in dets[:5])
+        top += ", ..." if len(dets) > 5 else ""
+        print(f"{name} ({width}x{height}): {len(dets)} detection(s) in {1000 * elapsed / len(batch):.1f} ms"
+              + (f": {top}" if dets else ""))
+        try:
+            _draw(image, dets, name, args, outputs)
+        except (OSError, ValueError) as err:
+            _error(f"cannot save the annotated {name}: {err}")
+            errors += 1
+    return errors, elapsed
+
+
+def _draw(image: np.ndarray, dets: Sequence[Detection], name: str, args: argparse.Namespace,
+          outputs: set[str]) -> None:
+    """Save (``--out-dir``) and/or show (``--show``) one annotated image."""
+    if args.out_dir is None and not args.show:
+        return
+    from evaluate.visualize import draw_detections
+
+    out = None
+    if args.out_dir is not None:
+        stem = Path(name).stem
+        out = os.path.join(args.out_dir, f"{stem}-detections.png")
+        k = 2
+        while out in outputs:  # two inputs with the same name (from different directories)
+            out = os.path.join(args.out_dir, f"{stem}-{k}-detections.png")
+            k += 1
+        outputs.add(out)
+    draw_detections(image, dets, out, show=args.show, title=name)
+
+
+def _check_show(args: argparse.Namespace) -> None:
+    """Turn ``--show`` off, with one warning, when no window can be opened."""
+    if not args.show:
+        return
+    from evaluate.visualize import can_show
+
+    if not can_show():
+        logging.getLogger("demo").warning("--show ignored: no interactive matplotlib backend (no display?)")
+        args.show = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

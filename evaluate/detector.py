@@ -1,0 +1,275 @@
+"""Run a trained SSD on images: load, resize, batch, detect, map back to pixels.
+
+>>> detector = Detector.from_checkpoint("model/ssd", 12, thresh=0.5)   # doctest: +SKIP
+>>> image = load_image("dog.jpg")                                       # doctest: +SKIP
+>>> detector.detect([image])[0][0]                                      # doctest: +SKIP
+Detection(class_id=11, class_name='dog', score=0.97, bbox=(131.2, 220.5, 310.8, 538.0))
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+from symbol.checkpoint import ModelConfig, atomic_path, load_checkpoint
+from symbol.ssd import SSD
+
+__all__ = ["Detection", "Detector", "ImageDetections", "load_image", "resolve_context", "save_json"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object.
+
+    ``bbox`` is ``(xmin, ymin, xmax, ymax)`` in pixels of the original image
+    (not of the network input), ``0 <= xmin <= xmax <= width``.
+    """
+
+    class_id: int
+    class_name: str
+    score: float
+    bbox: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict:
+        return {"class_id": self.class_id, "class_name": self.class_name, "score": self.score,
+                "bbox": list(self.bbox)}
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    """The detections of one image file, as written by :func:`save_json`."""
+
+    image: str
+    width: int
+    height: int
+    detections: tuple[Detection, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "width": self.width, "height": self.height,
+                "detections": [d.to_dict() for d in self.detections]}
+
+
+def load_image(path: PathLike) -> np.ndarray:
+    """Read an image file as an ``(H, W, 3)`` RGB ``uint8`` array.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``image not found: PATH``.
+    ValueError
+        ``cannot read image PATH: ...`` for directories, unreadable files and
+        files that are not a supported (or are a damaged) image.
+    """
+    name = os.fspath(path)
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"image not found: {name}")
+    if not p.is_file():
+        raise ValueError(f"cannot read image {name}: not a file")
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as err:
+        raise ValueError(f"cannot read image {name}: {err.strerror or err}") from None
+    image = None
+    if data.size:
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        except cv2.error:
+            image = None
+    if image is None:
+        raise ValueError(f"cannot read image {name}: empty, damaged or not a supported image format")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def resolve_context(gpu: Optional[int] = None) -> mx.Context:
+    """``mx.gpu(gpu)``, or ``mx.cpu()`` when ``gpu`` is None, checked to exist.
+
+    Raises
+    ------
+    RuntimeError
+        A GPU was asked for but MXNet is a CPU-only build (install
+        ``mxnet-cu112``), or there is no GPU with that index.
+    ValueError
+        A negative index.
+    """
+    if gpu is None:
+        return mx.cpu()
+    if gpu < 0:
+        raise ValueError(f"GPU index must be non-negative, got {gpu}")
+    if not mx.runtime.Features().is_enabled("CUDA"):
+        raise RuntimeError(f"GPU {gpu} requested but this MXNet ({mx.__version__}) is a CPU-only build; "
+                           f"install mxnet-cu112=={mx.__version__} (CUDA 11.2) in place of mxnet, "
+                           f"or run on the CPU")
+    try:
+        count = mx.context.num_gpus()
+    except mx.base.MXNetError as err:
+        raise RuntimeError(f"GPU {gpu} requested but CUDA is not usable: "
+                           f"{str(err).strip().splitlines()[0]}") from None
+    if gpu >= count:
+        raise RuntimeError(f"GPU {gpu} requested but {count} GPU(s) are visible")
+    return mx.gpu(gpu)
+
+
+def save_json(path: PathLike, results: Sequence[ImageDetections]) -> None:
+    """Write ``[{"image", "width", "height", "detections": [...]}, ...]`` atomically.
+
+    An existing file is replaced only once the new one is complete.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump([r.to_dict() for r in results], f, indent=2)
+            f.write("\n")
+
+
+class Detector:
+    """An SSD ready for inference on RGB images of any size.
+
+    Parameters
+    ----------
+    net : SSD
+        The network; it is moved to ``ctx`` and hybridized with
+        ``static_alloc`` and ``static_shape`` (so one detector owns it).
+    config : ModelConfig
+        Gives the input size and the class names. ``self.config`` is a copy
+        whose ``nms`` is the network's decoding settings in effect.
+    ctx : mx.Context, optional
+        Where to run (default CPU).
+    batch_size : int
+        Images per forward pass. The last batch is padded, so every pass has
+        the same shape and the static graph is built once.
+    thresh : float, optional
+        Score threshold of the returned detections. When it is below the
+        network's own decoding threshold, the network's is lowered to it.
+        None keeps everything the network returns.
+    backend : str, optional
+        Subgraph backend passed to ``hybridize`` (e.g. ``'MKLDNN'``); None for
+        MXNet's default graph.
+
+    Notes
+    -----
+    Each image is warp-resized (no aspect ratio kept) to ``data_shape`` x
+    ``data_shape`` with bilinear interpolation; the network gets float RGB
+    values in 0..255, NCHW, and normalizes them itself.
+    """
+
+    def __init__(self, net: SSD, config: ModelConfig, ctx: Optional[mx.Context] = None,
+                 batch_size: int = 1, thresh: Optional[float] = None,
+                 backend: Optional[str] = None) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if thresh is not None and not 0.0 <= thresh <= 1.0:
+            raise ValueError(f"thresh must be in [0, 1], got {thresh}")
+        if config.num_classes != net.num_classes:
+            raise ValueError(f"config has {config.num_classes} class names but the network "
+                             f"{net.num_classes} classes")
+        nms = net.nms_config
+        if thresh is not None and thresh < nms["thresh"]:
+            logger.debug("lowering the network's decoding threshold from %g to %g", nms["thresh"], thresh)
+            net.set_nms(**{**nms, "thresh": thresh})
+        self.net = net
+        self.config = config.replace(nms=net.nms_config)
+        self.ctx = ctx or mx.cpu()
+        self.batch_size = batch_size
+        self.thresh = thresh
+        self.backend = backend
+        net.collect_params().reset_ctx(self.ctx)
+        hybrid_kwargs: dict[str, Any] = {"static_alloc": True, "static_shape": True}
+        if backend is not None:
+            hybrid_kwargs["backend"] = backend
+        net.hybridize(**hybrid_kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] = None,
+                        batch_size: int = 1, thresh: Optional[float] = None,
+                        backend: Optional[str] = None, **overrides: Any) -> "Detector":
+        """Load a checkpoint (see :func:`symbol.checkpoint.load_checkpoint` for
+        ``overrides``) and wrap it."""
+        net, config = load_checkpoint(prefix, epoch, ctx=ctx, **overrides)
+        return cls(net, config, ctx=ctx, batch_size=batch_size, thresh=thresh, backend=backend)
+
+    @staticmethod
+    def load_image(path: PathLike) -> np.ndarray:
+        """See :func:`load_image`."""
+        return load_image(path)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    def warmup(self) -> None:
+        """Run one batch of zeros, so that graph building is not timed later."""
+        side = self.config.data_shape
+        self._forward(np.zeros((self.batch_size, 3, side, side), dtype=np.float32))
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detect objects in RGB images.
+
+        Parameters
+        ----------
+        images : sequence of array
+            ``(H, W, 3)`` RGB arrays (uint8 0..255, or floats on that scale),
+            any sizes.
+
+        Returns
+        -------
+        list of list of Detection
+            One list per image, sorted by descending score, scores at least
+            ``thresh``, boxes in that image's pixels.
+        """
+        for i, image in enumerate(images):
+            if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+                shape = getattr(image, "shape", type(image).__name__)
+                raise ValueError(f"image {i} must be an (H, W, 3) RGB array, got {shape}")
+            if image.shape[0] < 1 or image.shape[1] < 1:
+                raise ValueError(f"image {i} is empty (shape {image.shape})")
+        results: list[list[Detection]] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            rows = self._forward(self._batch(chunk))
+            results.extend(self._decode(r, img.shape[1], img.shape[0]) for r, img in zip(rows, chunk))
+        return results
+
+    # ------------------------------------------------------------------ helpers
+    def _batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Resize and stack into a zero-padded ``(batch_size, 3, S, S)`` float32 batch."""
+        side = self.config.data_shape
+        batch = np.zeros((self.batch_size, 3, side, side), dtype=np.float32)
+        for i, image in enumerate(images):
+            resized = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
+            batch[i] = resized.transpose(2, 0, 1)
+        return batch
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        with mx.autograd.predict_mode():
+            out = self.net(mx.nd.array(batch, ctx=self.ctx, dtype="float32"))
+        return out.asnumpy()
+
+    def _decode(self, rows: np.ndarray, width: int, height: int) -> list[Detection]:
+        """``(keep_topk, 6)`` normalized rows of one image -> sorted detections in pixels."""
+        keep = rows[:, 0] >= 0
+        if self.thresh is not None:
+            keep &= rows[:, 1] >= self.thresh
+        rows = rows[keep]
+        rows = rows[np.argsort(-rows[:, 1], kind="stable")]
+        scale = np.array([width, height, width, height], dtype=np.float64)
+        names = self.config.class_names
+        out = []
+        for row in rows:
+            cid = int(row[0])
+            if cid >= len(names):  # cannot happen with a matching config; never index past it
+                logger.warning("dropping a detection of unknown class %d", cid)
+                continue
+            box = np.clip(row[2:6].astype(np.float64) * scale, 0.0, scale)
+            out.append(Detection(cid, names[cid], float(row[1]), tuple(float(v) for v in box)))
+        return out
