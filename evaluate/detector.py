@@ -7,7 +7,6 @@ Detection(class_id=11, class_name='dog', score=0.97, bbox=(131.2, 220.5, 310.8, 
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from symbol.checkpoint import ModelConfig, atomic_path, load_checkpoint
+from symbol.checkpoint import ModelConfig, load_checkpoint, write_json
 from symbol.ssd import SSD
 
 __all__ = ["Detection", "Detector", "ImageDetections", "load_image", "resolve_context", "save_json"]
@@ -126,10 +125,7 @@ def save_json(path: PathLike, results: Sequence[ImageDetections]) -> None:
 
     An existing file is replaced only once the new one is complete.
     """
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump([r.to_dict() for r in results], f, indent=2)
-            f.write("\n")
+    write_json(path, [r.to_dict() for r in results])
 
 
 class Detector:

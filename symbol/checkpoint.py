@@ -41,7 +41,7 @@ from .presets import Preprocessing, find_preset, network_names
 from .ssd import SSD
 
 __all__ = ["FORMAT_VERSION", "ModelConfig", "atomic_path", "config_path", "load_checkpoint",
-           "params_path", "read_config", "save_checkpoint"]
+           "params_path", "read_config", "save_checkpoint", "write_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,8 @@ def _file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
@@ -298,7 +299,7 @@ def save_checkpoint(net: SSD, prefix: PathLike, epoch: int, class_names: Sequenc
     params_file, config_file = params_path(prefix, epoch), config_path(prefix)
     with atomic_path(params_file) as tmp:
         net.save_parameters(os.fspath(tmp))
-    _write_json(config_file, config.to_dict())
+    write_json(config_file, config.to_dict())
     logger.info("saved checkpoint %s (config %s)", params_file, config_file)
     return params_file, config_file
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Sequence
 import mxnet as mx
 from mxnet.gluon import Block, HybridBlock, nn
 
-__all__ = ["load_base", "FeatureStages", "slice_sources", "reject_options"]
+__all__ = ["load_base", "FeatureStages", "slice_sources", "reject_options", "zoo_backbone"]
 
 
 def load_base(block: Block, path: str, ctx: Optional[mx.Context] = None) -> None:
@@ -97,3 +97,16 @@ def reject_options(network: str, kwargs: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` naming any backbone options ``network`` does not take."""
     if kwargs:
         raise ValueError(f"{network} got unknown backbone options {sorted(kwargs)}")
+
+
+def zoo_backbone(classifier: HybridBlock, sources: Sequence[str], table: Mapping[str, tuple[int, int]],
+                 network: str, pretrained_base: Optional[str] = None,
+                 ctx: Optional[mx.Context] = None) -> FeatureStages:
+    """Cut a model-zoo classifier's ``features`` into SSD sources.
+
+    ``pretrained_base``, when given, is loaded into the whole classifier first
+    (the zoo's own ``.params`` format); see :func:`slice_sources` for the rest.
+    """
+    if pretrained_base:
+        load_base(classifier, pretrained_base, ctx)
+    return slice_sources(classifier.features, sources, table, network)

@@ -14,7 +14,7 @@ from typing import Optional
 import mxnet as mx
 
 from ..presets import Preset
-from .common import FeatureStages, load_base, reject_options, slice_sources
+from .common import FeatureStages, reject_options, zoo_backbone
 
 __all__ = ["build"]
 
@@ -49,7 +49,4 @@ def build(preset: Preset, pretrained_base: Optional[str] = None, ctx: Optional[m
     reject_options("inceptionv3", kwargs)
     from mxnet.gluon.model_zoo.vision import inception_v3
 
-    classifier = inception_v3()
-    if pretrained_base:
-        load_base(classifier, pretrained_base, ctx)
-    return slice_sources(classifier.features, preset.sources, _SOURCES, "inceptionv3")
+    return zoo_backbone(inception_v3(), preset.sources, _SOURCES, "inceptionv3", pretrained_base, ctx)

@@ -12,7 +12,7 @@ from typing import Optional
 import mxnet as mx
 
 from ..presets import Preset
-from .common import FeatureStages, load_base, reject_options, slice_sources
+from .common import FeatureStages, reject_options, zoo_backbone
 
 __all__ = ["build"]
 
@@ -61,8 +61,5 @@ def build(preset: Preset, pretrained_base: Optional[str] = None, ctx: Optional[m
         raise ValueError(f"multiplier must be positive, got {multiplier}")
     from gluoncv.model_zoo.mobilenet import MobileNetV2
 
-    classifier = MobileNetV2(multiplier, norm_kwargs=dict(BN_KWARGS))
-    if pretrained_base:
-        load_base(classifier, pretrained_base, ctx)
-    return slice_sources(classifier.features, preset.sources, _sources(multiplier),
-                         "ssdlite_mobilenetv2")
+    return zoo_backbone(MobileNetV2(multiplier, norm_kwargs=dict(BN_KWARGS)), preset.sources,
+                        _sources(multiplier), "ssdlite_mobilenetv2", pretrained_base, ctx)

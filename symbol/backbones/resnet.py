@@ -11,7 +11,7 @@ from typing import Optional
 import mxnet as mx
 
 from ..presets import Preset
-from .common import FeatureStages, load_base, reject_options, slice_sources
+from .common import FeatureStages, reject_options, zoo_backbone
 
 __all__ = ["build"]
 
@@ -45,7 +45,4 @@ def build(preset: Preset, pretrained_base: Optional[str] = None, ctx: Optional[m
     reject_options("resnet50", kwargs)
     from mxnet.gluon.model_zoo.vision import resnet50_v1
 
-    classifier = resnet50_v1()
-    if pretrained_base:
-        load_base(classifier, pretrained_base, ctx)
-    return slice_sources(classifier.features, preset.sources, _SOURCES, "resnet50")
+    return zoo_backbone(resnet50_v1(), preset.sources, _SOURCES, "resnet50", pretrained_base, ctx)
