@@ -68,9 +68,11 @@ class DetectionOutput(HybridBlock):
         # survivors to the front by score (no further suppression) ... Rows of
         # class -1 go as background; the score filter (box_nms keeps score >
         # valid_thresh) must let every survivor through, a score of 0 included
-        # when thresh is 0, so it sits below any probability.
-        det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=-1.0, topk=-1, coord_start=2,
-                                score_index=1, id_index=0, background_id=-1, force_suppress=False)
+        # when thresh is 0, so it sits below any probability. The pairwise pass
+        # covers only the first keep_topk rows (all of N would cost O(N^2)).
+        det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=-1.0, topk=self.keep_topk,
+                                coord_start=2, score_index=1, id_index=0, background_id=-1,
+                                force_suppress=False)
         # ... pad with empty rows so that there are always keep_topk, and cut.
         empty = F.slice_axis(F.zeros_like(det), axis=1, begin=0, end=1) - 1
         det = F.concat(det, F.repeat(empty, repeats=self.keep_topk, axis=1), dim=1)

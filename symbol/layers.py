@@ -24,9 +24,9 @@ class Preprocess(HybridBlock):
         self.spec = spec
 
     def hybrid_forward(self, F, x):
-        if self.spec.bgr:
-            x = F.reverse(x, axis=1)
-        channels = F.split(x, num_outputs=3, axis=1)
+        channels = list(F.split(x, num_outputs=3, axis=1))
+        if self.spec.bgr:  # reordering the split channels is cheaper than F.reverse
+            channels.reverse()
         out = []
         for c, m, s in zip(channels, self.spec.mean, self.spec.std):
             c = c - m if m else c
