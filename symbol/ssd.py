@@ -187,7 +187,10 @@ class SSD(HybridBlock):
         """
         if not self._active:
             self.hybridize()
-        if not self._cached_graph or self._traced_training:
+        # Run once in inference mode unless a hybridized inference call already
+        # built the cached op (a graph traced only for shape inference has no
+        # parameters attached, and a training graph has no decoding).
+        if not self._cached_graph or self._cached_op is None or self._traced_training:
             self._clear_cached_op()
             side = self.data_shape
             with autograd.predict_mode():

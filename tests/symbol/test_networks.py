@@ -372,3 +372,16 @@ def test_preprocess_override():
     np.testing.assert_allclose(net.preprocess(pixel).asnumpy().ravel(), (R / 255, G / 255, B / 255),
                                rtol=1e-6)
     assert net.build_args["preprocess"]["std"] == [255.0] * 3
+
+
+def test_export_after_shape_inference_only(tmp_path):
+    """A hybridized net whose graph was only traced for shapes still exports its weights."""
+    net = _build("mobilenet", 300, multiplier=0.25)
+    net.hybridize()
+    net.infer_shape(mx.nd.zeros((1, 3, 300, 300)))
+    prefix = str(tmp_path / "m")
+    net.export(prefix)
+    assert len(mx.nd.load(prefix + "-0000.params")) == len(list(net.collect_params().keys()))
+    imported = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+    x = _pixels(300)
+    np.testing.assert_array_equal(imported(x).asnumpy(), net(x).asnumpy())
