@@ -1,1 +1,1 @@
-"""train package (filled in by later work)."""
+"""Training: targets (anchor matching, hard negatives) and the SSD multibox loss."""
