@@ -1,1 +1,8 @@
-"""dataset package (filled in by later work)."""
+"""Detection data: annotation records, readers and augmentation.
+
+- :mod:`dataset.annotation`: the ``Annotation`` record (pixel corner boxes).
+- :mod:`dataset.voc`: Pascal VOC devkits and plain VOC-format folders.
+- :mod:`dataset.coco`: COCO ``instances_*.json`` with contiguous labels.
+- :mod:`dataset.synthetic`: a deterministic synthetic VOC-format set.
+- :mod:`dataset.augment`: Caffe SSD's augmentation as pure NumPy functions.
+"""
