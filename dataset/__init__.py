@@ -5,4 +5,5 @@
 - :mod:`dataset.coco`: COCO ``instances_*.json`` with contiguous labels.
 - :mod:`dataset.synthetic`: a deterministic synthetic VOC-format set.
 - :mod:`dataset.augment`: Caffe SSD's augmentation as pure NumPy functions.
+- :mod:`dataset.loader`: samples to padded training/validation batches.
 """
