@@ -6,4 +6,5 @@
 - :mod:`dataset.synthetic`: a deterministic synthetic VOC-format set.
 - :mod:`dataset.augment`: Caffe SSD's augmentation as pure NumPy functions.
 - :mod:`dataset.loader`: samples to padded training/validation batches.
+- :mod:`dataset.recordio`: detection RecordIO (``.lst`` / ``.rec`` / ``.idx``) writer and reader.
 """

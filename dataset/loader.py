@@ -76,7 +76,9 @@ class DetectionDataset(Dataset):
     Parameters
     ----------
     reader : sequence of Annotation
-        ``len(reader)`` and ``reader[i]`` returning an :class:`Annotation`
+        ``len(reader)`` and ``reader[i]`` returning an :class:`Annotation`;
+        a reader with ``load(i) -> (image, Annotation)`` (RecordIO) supplies
+        the pixels itself, others are read from ``Annotation.image``
         (``VOCFolder``, ``VOCDetection``, ``COCODetection``, a list).
     size : int
         Side ``S`` of the square network input.
@@ -116,10 +118,15 @@ class DetectionDataset(Dataset):
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} samples")
         index = int(index) % n
-        ann = self.reader[index]
+        if hasattr(self.reader, "load"):  # readers that hold the pixels (RecordIO)
+            image, ann = self.reader.load(index)
+        else:
+            ann = self.reader[index]
+            image = None
         if not isinstance(ann, Annotation):
             raise TypeError(f"reader[{index}] must be an Annotation, got {type(ann).__name__}")
-        image = load_image(ann.image)
+        if image is None:
+            image = load_image(ann.image)
         if image.shape[:2] != (ann.height, ann.width):
             raise ValueError(f"image {ann.image} is {image.shape[1]}x{image.shape[0]} but its "
                              f"annotation says {ann.width}x{ann.height}")

@@ -1,0 +1,144 @@
+"""Pack a detection data set into RecordIO (PREFIX.lst, PREFIX.rec, PREFIX.idx).
+
+Examples::
+
+    python -m tools.prepare_dataset --dataset voc --data-root data/VOCdevkit \\
+        --year 2007,2012 --set trainval --target data/train
+    python -m tools.prepare_dataset --dataset coco --annotations instances_val2017.json \\
+        --images val2017 --target data/coco_val
+    python -m tools.prepare_dataset --dataset folder --data-root data/shapes --set train \\
+        --target data/shapes_train
+
+Flags follow mxnet-ssd's ``tools/prepare_dataset.py``. The label width is the
+largest object count of the data (no 57-object cap); images are stored as
+their original bytes (im2rec ``--pass-through``). See :mod:`dataset.recordio`.
+Errors are one line on stderr and exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional, Sequence
+
+_PROG = "prepare_dataset"
+
+
+class _UsageError(Exception):
+    """A bad command line: reported as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=_PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True, choices=("voc", "coco", "folder"),
+                   help="voc: a VOCdevkit; coco: an instances_*.json; folder: a VOC-format folder")
+    p.add_argument("--data-root", default=None, help="VOCdevkit (voc) or VOC-format folder (folder)")
+    p.add_argument("--year", default="2007", help="voc: comma-separated years (default: 2007)")
+    p.add_argument("--set", dest="image_set", default=None,
+                   help="image set: voc default trainval; folder default every annotation")
+    p.add_argument("--annotations", default=None, help="coco: the instances_*.json file")
+    p.add_argument("--images", default=None, help="coco: the image folder")
+    p.add_argument("--class-names", default=None,
+                   help="comma-separated names or a file with one a line (default: VOC classes "
+                        "for voc, the names found for folder, every category for coco)")
+    p.add_argument("--use-difficult", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep difficult objects, flagged (COCO: crowd regions)")
+    p.add_argument("--target", required=True, help="output prefix: writes PREFIX.lst/.rec/.idx")
+    p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
+                   help="shuffle the image order")
+    p.add_argument("--seed", type=int, default=0, help="shuffle seed")
+    p.add_argument("--num-thread", type=int, default=1, help="im2rec worker processes")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging verbosity")
+    return p
+
+
+def _class_names(value: Optional[str]) -> Optional[list[str]]:
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        names = [line.strip() for line in Path(value).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+        if not names:
+            raise _UsageError(f"class names file {value} is empty")
+        return names
+    names = [s.strip() for s in value.split(",")]
+    if any(not n for n in names):
+        raise _UsageError(f"--class-names has an empty name: {value!r}")
+    return names
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.dataset in ("voc", "folder"):
+        if args.data_root is None:
+            raise _UsageError(f"--dataset {args.dataset} needs --data-root")
+        if not os.path.isdir(args.data_root):
+            raise _UsageError(f"data root not found: {args.data_root}")
+    else:
+        if args.annotations is None or args.images is None:
+            raise _UsageError("--dataset coco needs --annotations and --images")
+        if not os.path.isdir(args.images):
+            raise _UsageError(f"image folder not found: {args.images}")
+    if args.num_thread < 1:
+        raise _UsageError(f"--num-thread must be at least 1, got {args.num_thread}")
+    if args.seed < 0:
+        raise _UsageError(f"--seed must be non-negative, got {args.seed}")
+    if os.path.isdir(args.target):
+        raise _UsageError(f"--target is a prefix, not a folder: {args.target}")
+
+
+def _reader(args: argparse.Namespace, class_names: Optional[list[str]]):
+    from dataset.coco import COCODetection
+    from dataset.voc import VOC_CLASSES, VOCDetection, VOCFolder
+
+    if args.dataset == "voc":
+        years = [y.strip() for y in args.year.split(",") if y.strip()]
+        return VOCDetection(args.data_root, years=years, image_set=args.image_set or "trainval",
+                            class_names=class_names or VOC_CLASSES,
+                            use_difficult=args.use_difficult), args.data_root
+    if args.dataset == "folder":
+        return VOCFolder(args.data_root, class_names=class_names, image_set=args.image_set,
+                         use_difficult=args.use_difficult), args.data_root
+    return COCODetection(args.annotations, args.images, class_names=class_names,
+                         keep_crowd=args.use_difficult), args.images
+
+
+def _error(message: object) -> None:
+    text = " ".join(str(message).split())
+    print(f"{_PROG}: error: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Prepare the records; returns the exit status (0 ok, 1 on any error)."""
+    try:
+        args = build_parser().parse_args(argv)
+        _check(args)
+        class_names = _class_names(args.class_names)
+    except (_UsageError, OSError, UnicodeDecodeError) as err:
+        _error(err)
+        return 1
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    from dataset.recordio import make_records
+
+    try:
+        reader, root = _reader(args, class_names)
+        summary = make_records(reader, args.target, root=root, shuffle=args.shuffle,
+                               seed=args.seed, num_thread=args.num_thread)
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        _error(err)
+        return 1
+    names = ",".join(reader.class_names)
+    print(f"{args.target}.rec: {summary['images']} images, {summary['objects']} objects, "
+          f"{summary['rows']} object rows per label; classes: {names}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
