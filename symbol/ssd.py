@@ -161,6 +161,18 @@ class SSD(HybridBlock):
         return super().forward(x, *args)
 
     def hybrid_forward(self, F, x):
+        cls_preds, box_preds, anchors = self._predict(F, x)
+        if autograd.is_training():
+            return cls_preds, box_preds, anchors
+        return self.detector(cls_preds, box_preds, anchors)
+
+    def raw_predictions(self, x: mx.nd.NDArray):
+        """The training-mode outputs ``(cls_preds, box_preds, anchors)``, computed
+        imperatively in the current autograd mode: under ``predict_mode`` batch
+        norm uses its running statistics (a validation loss), nothing is cached."""
+        return self._predict(mx.nd, x)
+
+    def _predict(self, F, x):
         x = self.preprocess(x)
         sources = list(self.backbone(x))
         for extra in self.extras:
@@ -173,11 +185,7 @@ class SSD(HybridBlock):
             box_preds.append(F.flatten(F.transpose(box_head(feat), axes=(0, 2, 3, 1))))
             anchors.append(gen(feat))
         cls_preds = F.reshape(F.concat(*cls_preds, dim=1), shape=(0, -1, self.num_classes + 1))
-        box_preds = F.concat(*box_preds, dim=1)
-        anchors = F.concat(*anchors, dim=1)
-        if autograd.is_training():
-            return cls_preds, box_preds, anchors
-        return self.detector(cls_preds, box_preds, anchors)
+        return cls_preds, F.concat(*box_preds, dim=1), F.concat(*anchors, dim=1)
 
     def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
         """Write ``path-symbol.json`` and ``path-EPOCH.params`` of the inference graph.

@@ -385,3 +385,15 @@ def test_export_after_shape_inference_only(tmp_path):
     imported = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
     x = _pixels(300)
     np.testing.assert_array_equal(imported(x).asnumpy(), net(x).asnumpy())
+
+
+def test_raw_predictions_match_training_outputs_without_batch_norm():
+    net = _build("mobilenet", 300, multiplier=0.25, batch_norm=False)
+    net.hybridize()
+    x = _pixels(300, batch=2)
+    with autograd.train_mode():
+        expected = net(x)
+    with autograd.predict_mode():
+        got = net.raw_predictions(x)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-5)

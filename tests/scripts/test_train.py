@@ -1,0 +1,83 @@
+"""train.py end to end on a synthetic VOC folder, and its one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mxnet as mx
+import pytest
+
+from dataset.synthetic import make_synthetic
+from symbol.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    make_synthetic(root, num_images=12, image_size=96, seed=0, test_fraction=0.25, empty_fraction=0.2)
+    return root
+
+
+def run_train(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train.py", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("train.py: error: ")
+    return lines[0]
+
+
+def test_train_then_resume(data_root, tmp_path):
+    prefix, log = tmp_path / "model" / "ssd", tmp_path / "train.log"
+    common = ["--network", "mobilenet", "--data-shape", 96, "--dataset", "folder", "--data-root", data_root,
+              "--train-set", "train", "--val-set", "test", "--batch-size", 4, "--lr", 0.01,
+              "--lr-steps", "2", "--cpu", "--num-cpu-contexts", 2, "--prefix", prefix, "--frequent", 1]
+    proc = run_train(*common, "--end-epoch", 2, "--log", log)
+    assert proc.returncode == 0, proc.stderr
+    text = log.read_text()
+    assert "Epoch[1] Batch [1]" in text and "Epoch[2] Train-loss=" in text and "Validation-loss=" in text
+    assert "Epoch[2] Train-loss=" in proc.stdout  # the console shows the same lines
+    net, config = load_checkpoint(prefix, 2)
+    assert config.class_names == ("circle", "square", "triangle") and config.data_shape == 96
+    load_checkpoint(f"{prefix}-best", 0)
+
+    proc = run_train(*common, "--resume", 2, "--end-epoch", 3)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(Path(f"{prefix}-0003-state.json").read_text())
+    assert state["step"] == 6 and state["lr"] == pytest.approx(0.001)  # lr stepped at epoch 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--network", "nope"], "unknown network 'nope'; valid names:"),
+    (["--data-root", "/does/not/exist"], "data root not found"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--resume", "5", "--end-epoch", "6"], "cannot resume from epoch 5"),
+    (["--resume", "5"], "--end-epoch (1) must be greater than the first epoch (5)"),
+    (["--freeze", "^nothing$"], "matches no parameter"),
+    (["--class-names", "a,,b"], "empty name"),
+])
+def test_errors_are_one_line(data_root, tmp_path, args, message):
+    base = {"--network": "mobilenet", "--data-shape": "96", "--dataset": "folder",
+            "--data-root": str(data_root), "--train-set": "train", "--cpu": None,
+            "--prefix": str(tmp_path / "ssd"), "--end-epoch": "1", "--batch-size": "4"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = [x for k, v in base.items() for x in ((k,) if v is None else (k, v))]
+    assert message in one_error_line(run_train(*argv))
+
+
+@pytest.mark.skipif(mx.runtime.Features().is_enabled("CUDA"), reason="needs a CPU-only MXNet")
+def test_gpus_on_a_cpu_build(data_root, tmp_path):
+    line = one_error_line(run_train("--network", "mobilenet", "--data-shape", 96, "--dataset", "folder",
+                                    "--data-root", data_root, "--train-set", "train", "--gpus", "0",
+                                    "--prefix", tmp_path / "ssd"))
+    assert "mxnet-cu112" in line
