@@ -17,23 +17,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
 
     from evaluate.detector import Detection, Detector, ImageDetections
 
+from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
+
 _PROG = "demo.py"
 
 
-class _UsageError(Exception):
-    """A bad command line: reported as one line, exit status 1."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def _probability(text: str) -> float:
@@ -70,7 +65,7 @@ def _int_at_least(low: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=_PROG, description="Detect objects in images with a trained SSD checkpoint.")
+    p = ArgumentParser(prog=_PROG, description="Detect objects in images with a trained SSD checkpoint.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="comma-separated image files")
     src.add_argument("--dir", help="directory of images (not recursive)")
@@ -108,51 +103,33 @@ def build_parser() -> argparse.ArgumentParser:
 def _image_paths(args: argparse.Namespace) -> list[str]:
     if args.images is not None:
         if args.ext is not None:
-            raise _UsageError("--ext only applies with --dir")
+            raise UsageError("--ext only applies with --dir")
         paths = [s.strip() for s in args.images.split(",") if s.strip()]
         if not paths:
-            raise _UsageError("--images is empty")
+            raise UsageError("--images is empty")
         return paths
     ext = args.ext or ".jpg"
     ext = (ext if ext.startswith(".") else "." + ext).lower()
     if not os.path.isdir(args.dir):
-        raise _UsageError(f"image directory not found: {args.dir}")
+        raise UsageError(f"image directory not found: {args.dir}")
     paths = sorted(os.path.join(args.dir, n) for n in os.listdir(args.dir)
                    if n.lower().endswith(ext) and os.path.isfile(os.path.join(args.dir, n)))
     if not paths:
-        raise _UsageError(f"no {ext} images in {args.dir}")
+        raise UsageError(f"no {ext} images in {args.dir}")
     return paths
 
 
-def _class_names(value: Optional[str]) -> Optional[list[str]]:
-    if value is None:
-        return None
-    if os.path.isfile(value):
-        try:
-            lines = Path(value).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise _UsageError(f"cannot read class names file {value}: {err}") from None
-        names = [line.strip() for line in lines if line.strip()]
-        if not names:
-            raise _UsageError(f"class names file {value} is empty")
-        return names
-    names = [s.strip() for s in value.split(",")]
-    if any(not n for n in names):
-        raise _UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "
-                          f"list or an existing file)")
-    return names
 
 
 def _output_checks(args: argparse.Namespace) -> None:
     if args.out_dir is not None and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        raise _UsageError(f"--out-dir {args.out_dir} exists and is not a directory")
+        raise UsageError(f"--out-dir {args.out_dir} exists and is not a directory")
     if args.save_json is not None and os.path.isdir(args.save_json):
-        raise _UsageError(f"--save-json {args.save_json} is a directory")
+        raise UsageError(f"--save-json {args.save_json} is a directory")
 
 
 def _error(message: object) -> None:
-    text = " ".join(str(message).split())  # one line, whatever the message
-    print(f"{_PROG}: error: {text}", file=sys.stderr, flush=True)
+    print_error(_PROG, message)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -161,9 +138,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
         paths = _image_paths(args)
-        class_names = _class_names(args.class_names)
+        class_names = parse_class_names(args.class_names)
         _output_checks(args)
-    except _UsageError as err:
+    except UsageError as err:
         _error(err)
         return 1
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")

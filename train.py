@@ -26,18 +26,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Optional, Sequence
+
+from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
 
 _PROG = "train.py"
 
 
-class _UsageError(Exception):
-    """A bad command line: reported as one line, exit status 1."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def _number(kind, low=None, strict=False):
@@ -64,7 +59,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=_PROG, description="Train an SSD detector.")
+    p = ArgumentParser(prog=_PROG, description="Train an SSD detector.")
     p.add_argument("--network", default="vgg16_reduced", help="network name (default: vgg16_reduced)")
     p.add_argument("--data-shape", type=_number(int, 32), default=300, help="input size (default: 300)")
     p.add_argument("--dataset", choices=("voc", "coco", "folder"), default="voc",
@@ -115,43 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _class_names(value: Optional[str]) -> Optional[list[str]]:
-    if value is None:
-        return None
-    if os.path.isfile(value):
-        try:
-            lines = Path(value).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise _UsageError(f"cannot read class names file {value}: {err}") from None
-        names = [line.strip() for line in lines if line.strip()]
-        if not names:
-            raise _UsageError(f"class names file {value} is empty")
-        return names
-    names = [s.strip() for s in value.split(",")]
-    if any(not n for n in names):
-        raise _UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "
-                          f"list or an existing file)")
-    return names
 
 
 def _validate(args: argparse.Namespace) -> None:
     from symbol.presets import network_names
 
     if args.network not in network_names():
-        raise _UsageError(f"unknown network {args.network!r}; valid names: {', '.join(network_names())}")
+        raise UsageError(f"unknown network {args.network!r}; valid names: {', '.join(network_names())}")
     if not os.path.isdir(args.data_root):
-        raise _UsageError(f"data root not found: {args.data_root}")
+        raise UsageError(f"data root not found: {args.data_root}")
     if args.resume is not None:
         if args.begin_epoch not in (0, args.resume):
-            raise _UsageError("--resume N starts at epoch N: drop --begin-epoch")
+            raise UsageError("--resume N starts at epoch N: drop --begin-epoch")
         args.begin_epoch = args.resume
     if args.begin_epoch >= args.end_epoch:
-        raise _UsageError(f"--end-epoch ({args.end_epoch}) must be greater than the first epoch "
+        raise UsageError(f"--end-epoch ({args.end_epoch}) must be greater than the first epoch "
                           f"({args.begin_epoch})")
     if args.pretrained is not None and not os.path.isfile(args.pretrained):
-        raise _UsageError(f"pretrained weights not found: {args.pretrained}")
+        raise UsageError(f"pretrained weights not found: {args.pretrained}")
     if args.num_cpu_contexts > 1 and args.gpus is not None:
-        raise _UsageError("--num-cpu-contexts only applies with --cpu")
+        raise UsageError("--num-cpu-contexts only applies with --cpu")
 
 
 def _contexts(args: argparse.Namespace) -> list:
@@ -205,17 +183,16 @@ def _setup_logging(log_file: Optional[str]) -> None:
 
 
 def _error(message: object) -> None:
-    text = " ".join(str(message).split())  # one line, whatever the message
-    print(f"{_PROG}: error: {text}", file=sys.stderr, flush=True)
+    print_error(_PROG, message)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Train; returns the exit status (0 ok, 1 on any error, 130 when interrupted)."""
     try:
         args = build_parser().parse_args(argv)
-        class_names = _class_names(args.class_names)
+        class_names = parse_class_names(args.class_names)
         _validate(args)
-    except _UsageError as err:
+    except UsageError as err:
         _error(err)
         return 1
     try:

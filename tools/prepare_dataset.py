@@ -20,23 +20,17 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Optional, Sequence
+
+from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
 
 _PROG = "prepare_dataset"
 
 
-class _UsageError(Exception):
-    """A bad command line: reported as one line, exit status 1."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=_PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=_PROG, description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, choices=("voc", "coco", "folder"),
                    help="voc: a VOCdevkit; coco: an instances_*.json; folder: a VOC-format folder")
     p.add_argument("--data-root", default=None, help="VOCdevkit (voc) or VOC-format folder (folder)")
@@ -60,38 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _class_names(value: Optional[str]) -> Optional[list[str]]:
-    if value is None:
-        return None
-    if os.path.isfile(value):
-        names = [line.strip() for line in Path(value).read_text(encoding="utf-8").splitlines()
-                 if line.strip()]
-        if not names:
-            raise _UsageError(f"class names file {value} is empty")
-        return names
-    names = [s.strip() for s in value.split(",")]
-    if any(not n for n in names):
-        raise _UsageError(f"--class-names has an empty name: {value!r}")
-    return names
 
 
 def _check(args: argparse.Namespace) -> None:
     if args.dataset in ("voc", "folder"):
         if args.data_root is None:
-            raise _UsageError(f"--dataset {args.dataset} needs --data-root")
+            raise UsageError(f"--dataset {args.dataset} needs --data-root")
         if not os.path.isdir(args.data_root):
-            raise _UsageError(f"data root not found: {args.data_root}")
+            raise UsageError(f"data root not found: {args.data_root}")
     else:
         if args.annotations is None or args.images is None:
-            raise _UsageError("--dataset coco needs --annotations and --images")
+            raise UsageError("--dataset coco needs --annotations and --images")
         if not os.path.isdir(args.images):
-            raise _UsageError(f"image folder not found: {args.images}")
+            raise UsageError(f"image folder not found: {args.images}")
     if args.num_thread < 1:
-        raise _UsageError(f"--num-thread must be at least 1, got {args.num_thread}")
+        raise UsageError(f"--num-thread must be at least 1, got {args.num_thread}")
     if args.seed < 0:
-        raise _UsageError(f"--seed must be non-negative, got {args.seed}")
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if os.path.isdir(args.target):
-        raise _UsageError(f"--target is a prefix, not a folder: {args.target}")
+        raise UsageError(f"--target is a prefix, not a folder: {args.target}")
 
 
 def _reader(args: argparse.Namespace, class_names: Optional[list[str]]):
@@ -111,8 +92,7 @@ def _reader(args: argparse.Namespace, class_names: Optional[list[str]]):
 
 
 def _error(message: object) -> None:
-    text = " ".join(str(message).split())
-    print(f"{_PROG}: error: {text}", file=sys.stderr, flush=True)
+    print_error(_PROG, message)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -120,8 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _check(args)
-        class_names = _class_names(args.class_names)
-    except (_UsageError, OSError, UnicodeDecodeError) as err:
+        class_names = parse_class_names(args.class_names)
+    except (UsageError, OSError, UnicodeDecodeError) as err:
         _error(err)
         return 1
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")

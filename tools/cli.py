@@ -1,0 +1,58 @@
+"""Pieces shared by the command-line scripts (``demo.py``, ``train.py``, ``tools/*``).
+
+Every script reports a bad command line or bad input as one line on stderr,
+``PROG: error: MESSAGE``, and exits with status 1 (never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional
+
+__all__ = ["ArgumentParser", "UsageError", "parse_class_names", "print_error"]
+
+
+class UsageError(Exception):
+    """A bad command line: reported as one line, exit status 1."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but errors raise :class:`UsageError` instead of printing the usage
+    and exiting with status 2, so that the script reports them its one-line way."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def print_error(prog: str, message: object) -> None:
+    """Write ``PROG: error: MESSAGE`` on stderr, folded onto one line."""
+    text = " ".join(str(message).split())
+    print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
+
+
+def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
+    """``--class-names``: a comma-separated list, or a file with one name per line.
+
+    Raises
+    ------
+    UsageError
+        Unreadable or empty file, or an empty name in the list.
+    """
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read class names file {value}: {err}") from None
+        names = [line.strip() for line in lines if line.strip()]
+        if not names:
+            raise UsageError(f"class names file {value} is empty")
+        return names
+    names = [s.strip() for s in value.split(",")]
+    if any(not n for n in names):
+        raise UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "
+                         f"list or an existing file)")
+    return names
