@@ -4,6 +4,10 @@
         --year 2007,2012 --train-set trainval --val-set test --gpus 0,1 --prefix model/ssd
     python train.py --network mobilenet --data-shape 128 --dataset folder --data-root synth \\
         --train-set train --cpu --end-epoch 10 --prefix model/synth
+    python train.py --dataset rec --train-path data/train.rec --val-path data/val.rec \
+        --class-names data/names.txt --network mobilenet --data-shape 300 --prefix model/rec
+    python train.py --finetune 120 --finetune-prefix model/voc --dataset folder --data-root mine \
+        --class-names cat,dog --prefix model/mine
 
 Flags follow mxnet-ssd's ``train.py``. Checkpoints are ``PREFIX-EPOCH.params``
 with ``PREFIX-config.json``, plus ``PREFIX-EPOCH.states`` and
@@ -17,7 +21,18 @@ Datasets (``--data-root``):
   ``ImageSets/Main/SET.txt``); classes default to the object names found;
 - ``voc``: a VOCdevkit with ``VOC{year}`` folders; classes default to VOC's 20;
 - ``coco``: ``annotations/instances_SET.json`` and images in ``SET/``;
-  classes default to every category.
+  classes default to every category;
+- ``rec``: detection RecordIO (``tools/prepare_dataset.py``, mxnet-ssd or
+  im2rec, with the ``.idx`` next to the ``.rec``): ``--train-path`` and
+  ``--val-path``, or ``DATA_ROOT/TRAIN_SET.rec`` and ``DATA_ROOT/VAL_SET.rec``;
+  ``--class-names`` is required (the records hold only class indices).
+
+Fine-tuning (``--finetune EPOCH --finetune-prefix SOURCE``) starts from
+``SOURCE-EPOCH`` with this run's classes: network, backbone options and
+(unless ``--data-shape`` is given) input size come from the source
+checkpoint; every weight is kept except the class heads, which are
+re-initialized; training starts at epoch 0 with a fresh optimizer and writes
+to ``--prefix``, which must differ from the source.
 """
 from __future__ import annotations
 
@@ -31,6 +46,8 @@ from typing import Optional, Sequence
 from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
 
 _PROG = "train.py"
+_DEFAULT_NETWORK = "vgg16_reduced"
+_DEFAULT_SHAPE = 300
 
 
 
@@ -60,11 +77,19 @@ def _int_list(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=_PROG, description="Train an SSD detector.")
-    p.add_argument("--network", default="vgg16_reduced", help="network name (default: vgg16_reduced)")
-    p.add_argument("--data-shape", type=_number(int, 32), default=300, help="input size (default: 300)")
-    p.add_argument("--dataset", choices=("voc", "coco", "folder"), default="voc",
+    p.add_argument("--network", default=None,
+                   help=f"network name (default: {_DEFAULT_NETWORK}, or the --finetune checkpoint's)")
+    p.add_argument("--data-shape", type=_number(int, 32), default=None,
+                   help=f"input size (default: {_DEFAULT_SHAPE}, or the --finetune checkpoint's)")
+    p.add_argument("--dataset", choices=("voc", "coco", "folder", "rec"), default="voc",
                    help="dataset format (default: voc)")
-    p.add_argument("--data-root", required=True, help="dataset folder (see the module help)")
+    p.add_argument("--data-root", default=None,
+                   help="dataset folder (see the module help); optional for rec with --train-path")
+    p.add_argument("--train-path", "--train-rec", dest="train_path", default=None, metavar="PATH.rec",
+                   help="with --dataset rec: training records (default: DATA_ROOT/TRAIN_SET.rec)")
+    p.add_argument("--val-path", "--val-rec", dest="val_path", default=None, metavar="PATH.rec",
+                   help="with --dataset rec: validation records (default: DATA_ROOT/VAL_SET.rec "
+                        "when --val-set is given)")
     p.add_argument("--year", default="2007,2012", help="VOC years, comma-separated (default: 2007,2012)")
     p.add_argument("--train-set", default="trainval", help="training image set (default: trainval)")
     p.add_argument("--val-set", default=None, help="validation image set (default: none)")
@@ -87,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-epoch", type=_number(int, 1), default=120, help="last epoch (default: 120)")
     p.add_argument("--resume", type=_number(int, 1), default=None, metavar="EPOCH",
                    help="continue from PREFIX-EPOCH (weights, SGD state, step count)")
+    p.add_argument("--finetune", type=_number(int, 0), default=None, metavar="EPOCH",
+                   help="start from FINETUNE_PREFIX-EPOCH with this run's classes (class heads "
+                        "re-initialized, epoch 0, fresh optimizer)")
+    p.add_argument("--finetune-prefix", default=None, metavar="PREFIX",
+                   help="with --finetune: prefix of the source checkpoint (not --prefix)")
     p.add_argument("--pretrained", default=None, metavar="PATH",
                    help="ImageNet .params file of the backbone")
     p.add_argument("--freeze", default=None, metavar="REGEX",
@@ -104,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-interval", type=_number(int, 1), default=1,
                    help="validate every N epochs (default: 1)")
     p.add_argument("--frequent", type=_number(int, 0), default=20,
-                   help="log every N batches (default: 20)")
+                   help="log speed, losses and the epoch's ETA every N batches (default: 20)")
     p.add_argument("--log", default=None, metavar="FILE", help="also write the log lines to FILE")
     p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
     return p
@@ -112,13 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
-def _validate(args: argparse.Namespace) -> None:
+def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> None:
     from symbol.presets import network_names
 
-    if args.network not in network_names():
+    if args.network is not None and args.network not in network_names():
         raise UsageError(f"unknown network {args.network!r}; valid names: {', '.join(network_names())}")
-    if not os.path.isdir(args.data_root):
+    if args.dataset == "rec":
+        if class_names is None:
+            raise UsageError("--dataset rec needs --class-names (the records hold only class indices)")
+        if args.train_path is None and args.data_root is None:
+            raise UsageError("--dataset rec needs --train-path (or --data-root holding TRAIN_SET.rec)")
+    else:
+        if args.train_path is not None or args.val_path is not None:
+            raise UsageError("--train-path and --val-path only apply with --dataset rec")
+        if args.data_root is None:
+            raise UsageError(f"--dataset {args.dataset} needs --data-root")
+    if args.data_root is not None and not os.path.isdir(args.data_root):
         raise UsageError(f"data root not found: {args.data_root}")
+    if args.finetune is not None:
+        if args.finetune_prefix is None:
+            raise UsageError("--finetune needs --finetune-prefix (the source checkpoint's prefix)")
+        if os.path.abspath(args.finetune_prefix) == os.path.abspath(args.prefix):
+            raise UsageError("--prefix must differ from --finetune-prefix (the new classes would "
+                             "overwrite the source checkpoint's config)")
+        for flag, value in (("--resume", args.resume), ("--pretrained", args.pretrained)):
+            if value is not None:
+                raise UsageError(f"--finetune and {flag} cannot be combined")
+        if args.begin_epoch:
+            raise UsageError("--finetune starts at epoch 0: drop --begin-epoch")
+    elif args.finetune_prefix is not None:
+        raise UsageError("--finetune-prefix only applies with --finetune EPOCH")
     if args.resume is not None:
         if args.begin_epoch not in (0, args.resume):
             raise UsageError("--resume N starts at epoch N: drop --begin-epoch")
@@ -150,6 +203,18 @@ def _readers(args: argparse.Namespace, class_names: Optional[list[str]]):
     from dataset.coco import COCODetection
     from dataset.voc import VOC_CLASSES, VOCDetection, VOCFolder
 
+    if args.dataset == "rec":
+        from dataset.recordio import RecordDetection
+
+        def rec_path(explicit: Optional[str], image_set: Optional[str]) -> Optional[str]:
+            if explicit is not None or image_set is None:
+                return explicit
+            return os.path.join(args.data_root, f"{image_set}.rec")
+        train_path = rec_path(args.train_path, args.train_set)
+        val_path = rec_path(args.val_path, args.val_set if args.data_root is not None else None)
+        train = RecordDetection(train_path, class_names=class_names)
+        val = RecordDetection(val_path, class_names=class_names) if val_path else None
+        return train, val, list(train.class_names)
     root = Path(args.data_root)
     if args.dataset == "folder":
         train = VOCFolder(root, class_names, image_set=args.train_set)
@@ -167,6 +232,26 @@ def _readers(args: argparse.Namespace, class_names: Optional[list[str]]):
         names = list(train.class_names)
         val = coco(args.val_set, names) if args.val_set else None
     return train, val, names
+
+
+def _build_net(args: argparse.Namespace, names: list[str], ctx):
+    """A new network, or the --finetune checkpoint's for ``names``; fills in
+    ``args.network`` and ``args.data_shape`` when they were not given."""
+    from symbol import get_model
+    from symbol.checkpoint import read_config
+    from train.trainer import finetune_model
+
+    if args.finetune is None:
+        args.network = args.network or _DEFAULT_NETWORK
+        args.data_shape = args.data_shape or _DEFAULT_SHAPE
+        return get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained, ctx=ctx)
+    config = read_config(args.finetune_prefix)
+    if args.network is not None and args.network != config.network:
+        raise ValueError(f"--network {args.network} but {args.finetune_prefix} is a {config.network} "
+                         f"checkpoint; drop --network")
+    net = finetune_model(args.finetune_prefix, args.finetune, names, data_shape=args.data_shape, ctx=ctx)
+    args.network, args.data_shape = config.network, net.data_shape
+    return net
 
 
 def _setup_logging(log_file: Optional[str]) -> None:
@@ -191,7 +276,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         class_names = parse_class_names(args.class_names)
-        _validate(args)
+        _validate(args, class_names)
     except UsageError as err:
         _error(err)
         return 1
@@ -204,12 +289,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import mxnet as mx
 
     from dataset.loader import DetectionDataset, make_loader
-    from symbol import get_model
     from train.trainer import fit
 
     try:
         ctx = _contexts(args)
         train_reader, val_reader, names = _readers(args, class_names)
+        mx.random.seed(args.seed)
+        net = _build_net(args, names, ctx[0])
         train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=args.seed)
         train_loader = make_loader(train_set, args.batch_size, shuffle=True, num_workers=args.num_workers,
                                    last_batch="rollover")
@@ -217,9 +303,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if val_reader is not None:
             val_loader = make_loader(DetectionDataset(val_reader, args.data_shape, train=False),
                                      args.batch_size, shuffle=False, num_workers=args.num_workers)
-        mx.random.seed(args.seed)
-        net = get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained,
-                        ctx=ctx[0])
         fit(net, train_loader, class_names=names, prefix=args.prefix, ctx=ctx, val_loader=val_loader,
             set_epoch=train_set.set_epoch, lr=args.lr, lr_steps=args.lr_steps, lr_factor=args.lr_factor,
             warmup_epochs=args.warmup_epochs, momentum=args.momentum, wd=args.wd,

@@ -18,6 +18,9 @@ replaces a good checkpoint. ``resume=True`` with ``begin_epoch=N`` loads
 ``PREFIX-N.params``, ``.states`` and ``-state.json`` and continues with the
 same step count, learning rate and momentum.
 
+:func:`finetune_model` starts a new run from another run's checkpoint with a
+new class list: every weight but the class heads is kept.
+
 The learning rate is a pure function of the epoch and the step count
 (:func:`learning_rate`), set before every update, so a resumed run follows
 the schedule of an uninterrupted one.
@@ -38,14 +41,15 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from symbol.checkpoint import atomic_path, params_path, save_checkpoint, write_json
+from symbol.checkpoint import atomic_path, load_checkpoint, params_path, save_checkpoint, write_json
+from symbol.factory import get_model
 from symbol.ssd import SSD
 
 from .loss import SSDMultiBoxLoss
 from .targets import SSDTargetGenerator
 
-__all__ = ["EpochStats", "NonFiniteLossError", "fit", "learning_rate", "states_path",
-           "state_json_path", "best_prefix"]
+__all__ = ["EpochStats", "NonFiniteLossError", "best_prefix", "finetune_model", "fit", "format_duration",
+           "learning_rate", "states_path", "state_json_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +105,59 @@ def learning_rate(epoch: int, step_in_epoch: int, steps_per_epoch: int, base_lr:
     if done < warmup_updates:
         lr *= (done + 1) / warmup_updates
     return float(lr)
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` of a non-negative duration, rounded to the second (``3725.4`` -> ``1:02:05``)."""
+    total = int(round(max(seconds, 0.0)))
+    return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
+
+
+# ---------------------------------------------------------------------- fine-tuning
+#: Structural name prefix of the per-class weights (``SSD.class_heads``).
+_CLASS_HEADS = "class_heads."
+
+
+def finetune_model(prefix: PathLike, epoch: int, class_names: Sequence[str], *,
+                   data_shape: Optional[int] = None, ctx: Optional[mx.Context] = None) -> SSD:
+    """The network of checkpoint ``PREFIX-EPOCH`` rebuilt for ``class_names``.
+
+    Network, backbone options, preprocessing and decoding settings come from
+    ``PREFIX-config.json``; ``data_shape`` defaults to the checkpoint's. Every
+    weight is copied from the checkpoint except the class heads
+    (``net.class_heads``), whose shapes depend on the class count: they keep
+    the fresh Xavier initialization of :func:`symbol.get_model`.
+
+    Raises
+    ------
+    FileNotFoundError
+        The params or the config file of the checkpoint is missing.
+    ValueError
+        No class names, a damaged checkpoint, or a weight other than the class
+        heads whose shape differs at ``data_shape`` (the message names it).
+    """
+    if len(class_names) == 0:
+        raise ValueError("fine-tuning needs at least one class name")
+    ctx = ctx or mx.cpu()
+    source, config = load_checkpoint(prefix, epoch, ctx=ctx)
+    net = get_model(config.network, data_shape or config.data_shape, len(class_names),
+                    preprocess=config.preprocess, ctx=ctx, **dict(config.backbone_kwargs), **dict(config.nms))
+    old = source._collect_params_with_prefix()
+    for name, param in net._collect_params_with_prefix().items():
+        if name.startswith(_CLASS_HEADS):
+            continue
+        if name not in old:
+            raise ValueError(f"{params_path(prefix, epoch)} has no weight {name!r} for {config.network} "
+                             f"at {net.data_shape}")
+        value = old[name].data()
+        if value.shape != param.shape:
+            raise ValueError(f"weight {name!r} of {params_path(prefix, epoch)} has shape {value.shape}, "
+                             f"but {config.network} at {net.data_shape} needs {param.shape}; fine-tune at "
+                             f"the checkpoint's data shape ({config.data_shape})")
+        param.set_data(value)
+    logger.info("fine-tuning %s: %s (%d classes) -> %d classes, class heads re-initialized",
+                config.network, params_path(prefix, epoch), config.num_classes, len(class_names))
+    return net
 
 
 # ---------------------------------------------------------------------- parameters
@@ -200,7 +257,9 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
     begin_epoch, end_epoch : completed epochs at the start and at the end.
     resume : load ``PREFIX-begin_epoch`` (weights, SGD state, step count) first.
     checkpoint_interval : save every this many epochs (and always after the last).
-    frequent : log every this many batches (0: only per epoch).
+    frequent : log every this many batches (0: only per epoch): speed over those
+        batches, mean losses so far, learning rate, and the epoch's ETA (batches
+        left times the mean batch time so far, data loading included).
     seed : seeds MXNet's and NumPy's global generators.
     freeze : regular expression (``re.search``) over parameter names such as
         ``mobilenet0_conv0_weight``; matching parameters are not trained.
@@ -271,7 +330,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
             tic = time.perf_counter()
             sums = np.zeros(3)
             n_batches = n_images = 0
-            window_tic, window_images = time.perf_counter(), 0
+            window_tic, window_images = tic, 0
             for i, (data, label) in enumerate(train_loader):
                 if i >= steps_per_epoch:
                     break
@@ -291,10 +350,13 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
                 n_images += data.shape[0]
                 window_images += data.shape[0]
                 if frequent and (i + 1) % frequent == 0:
-                    speed = window_images / max(time.perf_counter() - window_tic, 1e-9)
-                    logger.info("Epoch[%d] Batch [%d]\tSpeed: %.1f samples/sec\tloss=%.5f\tcls=%.5f\t"
-                                "box=%.5f\tlr=%.6g", epoch + 1, i + 1, speed, *(sums / n_batches), cur_lr)
-                    window_tic, window_images = time.perf_counter(), 0
+                    now = time.perf_counter()
+                    speed = window_images / max(now - window_tic, 1e-9)
+                    eta = (steps_per_epoch - i - 1) * (now - tic) / (i + 1)  # batches left x mean batch time
+                    logger.info("Epoch[%d] Batch [%d/%d]\tSpeed: %.1f img/s\tloss=%.5f\tcls=%.5f\t"
+                                "box=%.5f\tlr=%.6g\teta=%s", epoch + 1, i + 1, steps_per_epoch, speed,
+                                *(sums / n_batches), cur_lr, format_duration(eta))
+                    window_tic, window_images = now, 0
             seconds = time.perf_counter() - tic
             mean = sums / max(n_batches, 1)
             stats = EpochStats(epoch + 1, float(mean[0]), float(mean[1]), float(mean[2]), cur_lr,

@@ -1,7 +1,9 @@
-"""train.py end to end on a synthetic VOC folder, and its one-line errors."""
+"""train.py end to end on a synthetic VOC folder and on RecordIO, fine-tuning, and its one-line errors."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,9 @@ from pathlib import Path
 import mxnet as mx
 import pytest
 
-from dataset.synthetic import make_synthetic
+from dataset.recordio import make_records
+from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
+from dataset.voc import VOCFolder
 from symbol.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +48,7 @@ def test_train_then_resume(data_root, tmp_path):
     proc = run_train(*common, "--end-epoch", 2, "--log", log)
     assert proc.returncode == 0, proc.stderr
     text = log.read_text()
-    assert "Epoch[1] Batch [1]" in text and "Epoch[2] Train-loss=" in text and "Validation-loss=" in text
+    assert "Epoch[1] Batch [1/2]" in text and "eta=" in text and "Epoch[2] Train-loss=" in text and "Validation-loss=" in text
     assert "Epoch[2] Train-loss=" in proc.stdout  # the console shows the same lines
     net, config = load_checkpoint(prefix, 2)
     assert config.class_names == ("circle", "square", "triangle") and config.data_shape == 96
@@ -73,6 +77,67 @@ def test_errors_are_one_line(data_root, tmp_path, args, message):
         base[flag] = value
     argv = [x for k, v in base.items() for x in ((k,) if v is None else (k, v))]
     assert message in one_error_line(run_train(*argv))
+
+
+def _script():
+    """train.py as a module (``import train`` is the train/ package)."""
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "rec", "--train-rec", "x.rec"], "--dataset rec needs --class-names"),
+    (["--dataset", "rec", "--class-names", "a"], "--dataset rec needs --train-path"),
+    (["--dataset", "rec", "--class-names", "a", "--train-rec", "/no/such.rec"], "record file not found"),
+    (["--data-root", ".", "--train-path", "x.rec"], "only apply with --dataset rec"),
+    (["--data-root", ".", "--finetune", "1"], "--finetune needs --finetune-prefix"),
+    (["--data-root", ".", "--finetune", "1", "--finetune-prefix", "m/a", "--prefix", "m/a"], "must differ"),
+    (["--data-root", ".", "--finetune", "1", "--finetune-prefix", "m/a", "--resume", "2"], "cannot be combined"),
+    (["--data-root", ".", "--finetune-prefix", "m/a"], "only applies with --finetune"),
+])
+def test_rec_and_finetune_errors_are_one_line(capsys, args, message):
+    # in-process, to skip the MXNet start-up of a subprocess per case; all fail before logging is set up,
+    # except the missing records file
+    argv = [*args, "--cpu"] + ([] if "--prefix" in args else ["--prefix", "/nonexistent/ssd"])
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        assert _script().main(argv) == 1
+    finally:
+        for h in root.handlers[len(handlers):]:  # main's log handlers, when it got that far
+            root.removeHandler(h)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train.py: error: ") and message in err[0], err
+
+
+def test_rec_dataset_then_finetune_to_new_classes(tmp_path):
+    root = tmp_path / "synth"
+    make_synthetic(root, num_images=6, image_size=96, seed=1, test_fraction=0)
+    records = tmp_path / "rec" / "train.rec"
+    make_records(VOCFolder(root, SYNTHETIC_CLASSES, image_set="train"), records.with_suffix(""))
+    names = ",".join(SYNTHETIC_CLASSES)
+    src = tmp_path / "src" / "ssd"
+    proc = run_train("--network", "mobilenet", "--data-shape", 96, "--dataset", "rec", "--train-rec", records,
+                     "--val-rec", records, "--class-names", names, "--batch-size", 3, "--lr", 0.01, "--cpu",
+                     "--frequent", 1, "--prefix", src, "--end-epoch", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert "Epoch[1] Batch [2/2]" in proc.stdout and "eta=0:00:00" in proc.stdout
+    assert "Validation-loss=" in proc.stdout
+    assert load_checkpoint(src, 1)[1].class_names == tuple(SYNTHETIC_CLASSES)
+
+    # fine-tune with one class more (records found as DATA_ROOT/TRAIN_SET.rec); network and
+    # size come from the source checkpoint
+    new = tmp_path / "new" / "ssd"
+    proc = run_train("--dataset", "rec", "--data-root", records.parent, "--train-set", "train",
+                     "--batch-size", 3, "--lr", 0.01, "--cpu", "--class-names", names + ",star",
+                     "--finetune", 1, "--finetune-prefix", src, "--prefix", new, "--end-epoch", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert "fine-tuning mobilenet" in proc.stdout
+    _, config = load_checkpoint(new, 1)
+    assert config.class_names == (*SYNTHETIC_CLASSES, "star")
+    assert (config.network, config.data_shape) == ("mobilenet", 96)
 
 
 @pytest.mark.skipif(mx.runtime.Features().is_enabled("CUDA"), reason="needs a CPU-only MXNet")

@@ -1,7 +1,9 @@
-"""fit() on a tiny synthetic set: loss goes down, checkpoints, resume, NaN, interrupts, contexts."""
+"""fit() on a tiny synthetic set: loss goes down, checkpoints, resume, NaN, interrupts, contexts,
+fine-tuning to a new class list, progress lines."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -14,10 +16,10 @@ from dataset.loader import DetectionDataset, make_loader
 from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
 from dataset.voc import VOCFolder
 from symbol import get_model
-from symbol.checkpoint import load_checkpoint, params_path
+from symbol.checkpoint import load_checkpoint, params_path, save_checkpoint
 from train.loss import SSDMultiBoxLoss
-from train.trainer import (NonFiniteLossError, best_prefix, fit, learning_rate, state_json_path,
-                           states_path)
+from train.trainer import (NonFiniteLossError, best_prefix, finetune_model, fit, format_duration,
+                           learning_rate, state_json_path, states_path)
 
 SIZE = 96
 NAMES = list(SYNTHETIC_CLASSES)
@@ -194,3 +196,47 @@ def test_bad_arguments(data_root, tmp_path):
         fit(_net(), loader, class_names=NAMES, prefix=tmp_path / "ssd", begin_epoch=2, end_epoch=2)
     with pytest.raises(ValueError, match="2 class names"):
         fit(_net(), loader, class_names=NAMES[:2], prefix=tmp_path / "ssd", end_epoch=1)
+
+
+def test_format_duration():
+    assert format_duration(0) == "0:00:00"
+    assert format_duration(59.6) == "0:01:00"
+    assert format_duration(3725.4) == "1:02:05"
+    assert format_duration(-3) == "0:00:00"
+
+
+def test_finetune_keeps_every_weight_but_the_class_heads(data_root, tmp_path, caplog):
+    source = _net()
+    save_checkpoint(source, tmp_path / "src" / "ssd", 4, NAMES)
+    saved = _weights(params_path(tmp_path / "src" / "ssd", 4))  # structural names
+    names = NAMES + ["star", "ring"]
+    net = finetune_model(tmp_path / "src" / "ssd", 4, names)
+    assert net.num_classes == 5 and net.build_args["kwargs"] == source.build_args["kwargs"]
+    params = net._collect_params_with_prefix()
+    assert params.keys() == saved.keys()
+    heads = [k for k in params if k.startswith("class_heads.")]
+    assert heads and any(k.startswith("box_heads.") for k in params)
+    for name, param in params.items():
+        if name in heads:
+            assert param.shape[0] == saved[name].shape[0] // 4 * 6, name  # anchors x (classes + 1)
+        else:
+            np.testing.assert_array_equal(param.data().asnumpy(), saved[name], err_msg=name)
+    # then trains like any new network: epoch 0, fresh optimizer, progress lines with the ETA
+    _, loader = _loader(data_root)
+    with caplog.at_level(logging.INFO, logger="train.trainer"):
+        history = fit(net, loader, class_names=names, prefix=tmp_path / "new" / "ssd", end_epoch=1, lr=0.01,
+                      frequent=1)
+    assert [(h.epoch, h.step) for h in history] == [(1, 2)] and np.isfinite(history[0].loss)
+    assert load_checkpoint(tmp_path / "new" / "ssd", 1)[1].class_names == tuple(names)
+    progress = [r.getMessage() for r in caplog.records if "Batch [" in r.getMessage()]
+    assert [m.split("\t")[0] for m in progress] == ["Epoch[1] Batch [1/2]", "Epoch[1] Batch [2/2]"]
+    assert all("img/s" in m and "cls=" in m and "box=" in m for m in progress)
+    assert progress[-1].endswith("eta=0:00:00")  # nothing left after the last batch
+
+
+def test_finetune_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint params not found"):
+        finetune_model(tmp_path / "nothing", 1, NAMES)
+    save_checkpoint(_net(), tmp_path / "ssd", 1, NAMES)
+    with pytest.raises(ValueError, match="at least one class name"):
+        finetune_model(tmp_path / "ssd", 1, [])
