@@ -41,7 +41,9 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
+
+from tools.cli import ArgumentParser, UsageError, non_negative_int, positive, print_error
 
 _PROG = "inference.py"
 BACKENDS = ("none", "MKLDNN")
@@ -53,39 +55,12 @@ _PEER_MEAN = (0.485, 0.456, 0.406)
 _PEER_STD = (0.229, 0.224, 0.225)
 
 
-class _UsageError(Exception):
-    """A bad command line: reported as one line, exit status 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
-def _positive(kind: Callable[[str], Any]):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
 
 
 def _int_list(text: str) -> list[int]:
-    values = [_positive(int)(t.strip()) for t in text.split(",") if t.strip()]
+    values = [positive(int)(t.strip()) for t in text.split(",") if t.strip()]
     if not values:
         raise argparse.ArgumentTypeError("expected a comma-separated list of positive integers")
     return sorted(set(values))
@@ -102,7 +77,7 @@ def _backend_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=_PROG, description="Inference img/s of every preset SSD on the CPU, "
+    p = ArgumentParser(prog=_PROG, description="Inference img/s of every preset SSD on the CPU, "
                                         f"next to GluonCV's {PEER}.")
     p.add_argument("--networks", default=None,
                    help="comma-separated NAME or NAME:SIZE (default: every preset of symbol.presets.PRESETS)")
@@ -115,16 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-backend", type=_backend_list, default=None,
                    help="comma-separated backends of the peer, each timed (default: the same as --backend); "
                         "the ratio column refers to the first")
-    p.add_argument("--warmup", type=_non_negative_int, default=1,
+    p.add_argument("--warmup", type=non_negative_int, default=1,
                    help="untimed calls per model and batch size, after the graph is built (default: 1)")
-    p.add_argument("--min-time", type=_positive(float), default=2.0,
+    p.add_argument("--min-time", type=positive(float), default=2.0,
                    help="seconds of timed calls per model and batch size, at least (default: 2.0)")
-    p.add_argument("--rounds", type=_positive(int), default=3,
+    p.add_argument("--rounds", type=positive(int), default=3,
                    help="interleaving rounds, also the least number of timed calls (default: 3)")
-    p.add_argument("--threads", type=_positive(int), default=None,
+    p.add_argument("--threads", type=positive(int), default=None,
                    help="OpenMP threads (sets OMP_NUM_THREADS before MXNet loads; default: the environment's, "
                         "else all cores)")
-    p.add_argument("--tolerance", type=_positive(float), default=1e-3,
+    p.add_argument("--tolerance", type=positive(float), default=1e-3,
                    help="largest allowed difference between backend and plain detections (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the inputs (default: 0)")
     return p
@@ -142,19 +117,19 @@ def _parse_networks(text: Optional[str]) -> list[tuple[str, int]]:
             continue
         name, _, size = item.partition(":")
         if name not in PRESETS:
-            raise _UsageError(f"--networks: unknown network {name!r}; valid names: {', '.join(network_names())}")
+            raise UsageError(f"--networks: unknown network {name!r}; valid names: {', '.join(network_names())}")
         if not size:
             out += [(name, s) for s in PRESETS[name]]
             continue
         try:
             shape = int(size)
         except ValueError:
-            raise _UsageError(f"--networks: bad size in {item!r}") from None
+            raise UsageError(f"--networks: bad size in {item!r}") from None
         if shape < 32:
-            raise _UsageError(f"--networks: size must be at least 32 in {item!r}")
+            raise UsageError(f"--networks: size must be at least 32 in {item!r}")
         out.append((name, shape))
     if not out:
-        raise _UsageError("--networks names no network")
+        raise UsageError("--networks names no network")
     return list(dict.fromkeys(out))
 
 
@@ -363,7 +338,7 @@ def run(args: argparse.Namespace, networks: list[tuple[str, int]]) -> int:
 
     peer_backends = (args.peer_backend or [args.backend]) if args.peer else []
     if "MKLDNN" in [args.backend] + peer_backends and not mx.runtime.Features().is_enabled("MKLDNN"):
-        raise _UsageError("this MXNet build has no MKLDNN; use --backend none --peer-backend none")
+        raise UsageError("this MXNet build has no MKLDNN; use --backend none --peer-backend none")
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"mxnet {mx.__version__}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, load average {load}")
@@ -441,7 +416,7 @@ def run(args: argparse.Namespace, networks: list[tuple[str, int]]) -> int:
 
 
 def _error(message: object) -> None:
-    print(f"{_PROG}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    print_error(_PROG, message)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -454,12 +429,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.threads = os.cpu_count() or 1
         if args.threads is not None:
             if "mxnet" in sys.modules:  # OpenMP read the variable when MXNet loaded
-                raise _UsageError("--threads needs a fresh process: MXNet is already loaded; "
+                raise UsageError("--threads needs a fresh process: MXNet is already loaded; "
                                   "set OMP_NUM_THREADS before starting Python instead")
             os.environ["OMP_NUM_THREADS"] = str(args.threads)
         networks = _parse_networks(args.networks)
         return run(args, networks)
-    except _UsageError as err:
+    except UsageError as err:
         _error(err)
         return 2
     except KeyboardInterrupt:

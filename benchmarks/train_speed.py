@@ -60,7 +60,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn, Optional, Sequence
+from typing import Callable, Optional, Sequence
+
+from tools.cli import ArgumentParser, UsageError, non_negative_int, positive, print_error
 
 _PROG = "train_speed.py"
 PEER = "ssd_300_vgg16_atrous_voc"
@@ -77,57 +79,30 @@ _PEER_MEAN = (0.485, 0.456, 0.406)
 _PEER_STD = (0.229, 0.224, 0.225)
 
 
-class _UsageError(Exception):
-    """A bad command line: reported as one line, exit status 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
-def _positive(kind: Callable[[str], Any]):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=_PROG, description="Training img/s of a preset SSD on the CPU next to GluonCV's "
+    p = ArgumentParser(prog=_PROG, description="Training img/s of a preset SSD on the CPU next to GluonCV's "
                                         f"{PEER}, and the data pipeline's img/s beside it.")
     p.add_argument("--networks", default="vgg16_reduced:300",
                    help="comma-separated NAME or NAME:SIZE (default: vgg16_reduced:300); the "
                         "pipeline ratio refers to the first")
-    p.add_argument("--batch-size", type=_positive(int), default=8, help="images per step (default: 8)")
-    p.add_argument("--steps", type=_positive(int), default=6,
+    p.add_argument("--batch-size", type=positive(int), default=8, help="images per step (default: 8)")
+    p.add_argument("--steps", type=positive(int), default=6,
                    help="timed training steps per model, at least (default: 6)")
-    p.add_argument("--warmup", type=_non_negative_int, default=1,
+    p.add_argument("--warmup", type=non_negative_int, default=1,
                    help="untimed training steps per model first, after the graph is built (default: 1)")
-    p.add_argument("--rounds", type=_positive(int), default=3,
+    p.add_argument("--rounds", type=positive(int), default=3,
                    help="interleaving rounds of the timed steps (default: 3)")
     p.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
                    help=f"time GluonCV's {PEER} training step beside each network (default: on)")
-    p.add_argument("--workers", type=_non_negative_int, default=2,
+    p.add_argument("--workers", type=non_negative_int, default=2,
                    help="data loader worker processes (default: 2); 0 is always timed for reference")
-    p.add_argument("--images", type=_positive(int), default=64,
+    p.add_argument("--images", type=positive(int), default=64,
                    help="synthetic images of the pipeline test (default: 64)")
-    p.add_argument("--threads", type=_positive(int), default=None,
+    p.add_argument("--threads", type=positive(int), default=None,
                    help="OpenMP threads (sets OMP_NUM_THREADS before MXNet loads; default: the "
                         "environment's, else all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and images (default: 0)")
@@ -144,19 +119,19 @@ def _parse_networks(text: str) -> list[tuple[str, int]]:
             continue
         name, _, size = item.partition(":")
         if name not in PRESETS:
-            raise _UsageError(f"--networks: unknown network {name!r}; valid names: {', '.join(network_names())}")
+            raise UsageError(f"--networks: unknown network {name!r}; valid names: {', '.join(network_names())}")
         if not size:
             out.append((name, min(PRESETS[name])))
             continue
         try:
             shape = int(size)
         except ValueError:
-            raise _UsageError(f"--networks: bad size in {item!r}") from None
+            raise UsageError(f"--networks: bad size in {item!r}") from None
         if shape < 32:
-            raise _UsageError(f"--networks: size must be at least 32 in {item!r}")
+            raise UsageError(f"--networks: size must be at least 32 in {item!r}")
         out.append((name, shape))
     if not out:
-        raise _UsageError("--networks names no network")
+        raise UsageError("--networks names no network")
     return list(dict.fromkeys(out))
 
 
@@ -485,7 +460,7 @@ def run(args: argparse.Namespace, networks: list[tuple[str, int]]) -> int:
 
 
 def _error(message: object) -> None:
-    print(f"{_PROG}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    print_error(_PROG, message)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -496,12 +471,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.threads = os.cpu_count() or 1  # see benchmarks/inference.py: unset is slower
         if args.threads is not None:
             if "mxnet" in sys.modules:  # OpenMP read the variable when MXNet loaded
-                raise _UsageError("--threads needs a fresh process: MXNet is already loaded; "
+                raise UsageError("--threads needs a fresh process: MXNet is already loaded; "
                                   "set OMP_NUM_THREADS before starting Python instead")
             os.environ["OMP_NUM_THREADS"] = str(args.threads)
         networks = _parse_networks(args.networks)
         return run(args, networks)
-    except _UsageError as err:
+    except UsageError as err:
         _error(err)
         return 2
     except KeyboardInterrupt:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
-__all__ = ["ArgumentParser", "UsageError", "parse_class_names", "print_error"]
+__all__ = ["ArgumentParser", "UsageError", "non_negative_int", "parse_class_names", "positive",
+           "print_error"]
 
 
 class UsageError(Exception):
@@ -56,3 +57,27 @@ def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
         raise UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "
                          f"list or an existing file)")
     return names
+
+
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind(text)`` that must be > 0."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value

@@ -29,3 +29,15 @@ def test_parser_errors_raise_instead_of_exiting() -> None:
 def test_errors_are_one_line(capsys) -> None:
     print_error("demo.py", "bad\n  thing\n")
     assert capsys.readouterr().err == "demo.py: error: bad thing\n"
+
+
+def test_number_types() -> None:
+    import argparse
+
+    from tools.cli import non_negative_int, positive
+
+    assert positive(int)("3") == 3 and positive(float)("0.5") == 0.5
+    assert non_negative_int("0") == 0
+    for parse, text in ((positive(int), "0"), (positive(int), "x"), (non_negative_int, "-1")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)
