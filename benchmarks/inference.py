@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+from tools.benchmarking import parse_networks, set_omp_threads
 from tools.cli import ArgumentParser, UsageError, non_negative_int, positive, print_error
 
 _PROG = "inference.py"
@@ -105,32 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_networks(text: Optional[str]) -> list[tuple[str, int]]:
-    """``NAME[:SIZE],...`` to ``(name, data_shape)`` pairs; None means every preset."""
-    from symbol.presets import PRESETS, network_names
-
-    if text is None:
-        return [(name, size) for name in PRESETS for size in PRESETS[name]]
-    out: list[tuple[str, int]] = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        name, _, size = item.partition(":")
-        if name not in PRESETS:
-            raise UsageError(f"--networks: unknown network {name!r}; valid names: {', '.join(network_names())}")
-        if not size:
-            out += [(name, s) for s in PRESETS[name]]
-            continue
-        try:
-            shape = int(size)
-        except ValueError:
-            raise UsageError(f"--networks: bad size in {item!r}") from None
-        if shape < 32:
-            raise UsageError(f"--networks: size must be at least 32 in {item!r}")
-        out.append((name, shape))
-    if not out:
-        raise UsageError("--networks names no network")
-    return list(dict.fromkeys(out))
 
 
 # --------------------------------------------------------------------------- models
@@ -423,16 +398,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; returns the exit status (0 ok, 1 a network failed or differed, 2 bad usage)."""
     try:
         args = build_parser().parse_args(argv)
-        if args.threads is None and "OMP_NUM_THREADS" not in os.environ:
-            # Left unset, MXNet 1.9 runs oneDNN's convolutions on fewer threads
-            # than there are cores (measured: 445 ms unset, 382 ms with 2 on 2 cores).
-            args.threads = os.cpu_count() or 1
-        if args.threads is not None:
-            if "mxnet" in sys.modules:  # OpenMP read the variable when MXNet loaded
-                raise UsageError("--threads needs a fresh process: MXNet is already loaded; "
-                                  "set OMP_NUM_THREADS before starting Python instead")
-            os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        networks = _parse_networks(args.networks)
+        set_omp_threads(args.threads)
+        networks = parse_networks(args.networks)
         return run(args, networks)
     except UsageError as err:
         _error(err)

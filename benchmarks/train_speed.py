@@ -62,6 +62,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
+from tools.benchmarking import parse_networks, set_omp_threads
 from tools.cli import ArgumentParser, UsageError, non_negative_int, positive, print_error
 
 _PROG = "train_speed.py"
@@ -109,30 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_networks(text: str) -> list[tuple[str, int]]:
-    """``NAME[:SIZE],...`` to ``(name, data_shape)`` pairs (a bare NAME: its first preset size)."""
-    from symbol.presets import PRESETS, network_names
-
-    out: list[tuple[str, int]] = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        name, _, size = item.partition(":")
-        if name not in PRESETS:
-            raise UsageError(f"--networks: unknown network {name!r}; valid names: {', '.join(network_names())}")
-        if not size:
-            out.append((name, min(PRESETS[name])))
-            continue
-        try:
-            shape = int(size)
-        except ValueError:
-            raise UsageError(f"--networks: bad size in {item!r}") from None
-        if shape < 32:
-            raise UsageError(f"--networks: size must be at least 32 in {item!r}")
-        out.append((name, shape))
-    if not out:
-        raise UsageError("--networks names no network")
-    return list(dict.fromkeys(out))
 
 
 def _one_line(err: BaseException) -> str:
@@ -467,14 +444,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; returns the exit status (0 ok, 1 something failed, 2 bad usage)."""
     try:
         args = build_parser().parse_args(argv)
-        if args.threads is None and "OMP_NUM_THREADS" not in os.environ:
-            args.threads = os.cpu_count() or 1  # see benchmarks/inference.py: unset is slower
-        if args.threads is not None:
-            if "mxnet" in sys.modules:  # OpenMP read the variable when MXNet loaded
-                raise UsageError("--threads needs a fresh process: MXNet is already loaded; "
-                                  "set OMP_NUM_THREADS before starting Python instead")
-            os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        networks = _parse_networks(args.networks)
+        set_omp_threads(args.threads)
+        networks = parse_networks(args.networks, "first")
         return run(args, networks)
     except UsageError as err:
         _error(err)

@@ -41,3 +41,26 @@ def test_number_types() -> None:
     for parse, text in ((positive(int), "0"), (positive(int), "x"), (non_negative_int, "-1")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
+
+
+def test_benchmark_network_lists() -> None:
+    from tools.benchmarking import parse_networks
+
+    assert parse_networks("vgg16_reduced") == [("vgg16_reduced", 300), ("vgg16_reduced", 512)]
+    assert parse_networks("vgg16_reduced", "first") == [("vgg16_reduced", 300)]
+    assert parse_networks("mobilenet:256, mobilenet:256") == [("mobilenet", 256)]
+    assert len(parse_networks(None)) == 7
+    for text, message in (("foo", "unknown network"), ("mobilenet:x", "bad size"),
+                          ("mobilenet:16", "at least 32"), (",", "no network")):
+        with pytest.raises(UsageError, match=message):
+            parse_networks(text)
+
+
+def test_threads_cannot_change_once_mxnet_is_loaded(monkeypatch) -> None:
+    import mxnet  # noqa: F401
+
+    from tools.benchmarking import set_omp_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with pytest.raises(UsageError, match="fresh process"):
+        set_omp_threads(2)
