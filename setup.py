@@ -20,6 +20,8 @@ setup(
         # gluoncv requires opencv-python itself; 4.12+ wheels need NumPy 2.
         "opencv-python>=4.8,<4.12",
         "protobuf>=3.20",
+        # The reference COCO scorer (evaluate.metrics uses it, never a re-implementation).
+        "pycocotools>=2.0.7,<2.1",
         "matplotlib>=3.7,<3.10",
         # gluoncv's own dependencies, held to releases built for NumPy 1.23.
         "scipy>=1.10,<1.14",
