@@ -2,6 +2,7 @@
 
     python benchmarks/eval_speed.py                                  # 5,000 images x 100 detections
     python benchmarks/eval_speed.py --images 20000 --metric voc10 --repeat 5
+    python benchmarks/eval_speed.py --no-scoring --network vgg16_reduced --data-shape 300
 
 Scoring. A seeded synthetic set stands in for a detector's output on VOC07
 test: ``--images`` images, each with 1 to ``2 * --gt-per-image - 1`` ground
@@ -17,7 +18,19 @@ is generated before the clock starts. Timed, single-threaded NumPy: every
 best. The mAP printed is that of the synthetic set, a check that matches
 occur, not a model figure.
 
-Exit status: 0, 2 on a bad command line.
+Model mode. The work of ``evaluate.py --prefix ...``: a randomly initialized
+``--network`` at ``--data-shape`` (3 classes) saved as a checkpoint, loaded
+back with :meth:`evaluate.detector.Detector.from_checkpoint` (MKLDNN on CPU,
+``--batch-size``, score threshold 0.01, ``--nms-mode``), run with
+:func:`evaluate.evaluation.detect_reader` over a generated synthetic VOC
+folder of ``--model-images`` images (``--image-size`` pixels; JPEG decoding
+and resizing included, as in the script), then scored with
+:func:`evaluate.evaluation.score_predictions`. Random weights give the
+worst case for scoring: up to 200 detections per image. The graph is built
+(one warm-up batch) before the clock starts; ``--no-model`` skips the section,
+``--no-scoring`` the first one.
+
+Exit status: 0, 1 when the model section fails, 2 on a bad command line.
 """
 from __future__ import annotations
 
@@ -52,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=positive(int), default=3,
                    help="timed runs, each from reset() (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set (default: 0)")
+    p.add_argument("--scoring", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the scoring section (default: on)")
+    p.add_argument("--model", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the model-mode section (default: on)")
+    p.add_argument("--network", default="mobilenet", help="model section: network (default: mobilenet)")
+    p.add_argument("--data-shape", type=positive(int), default=300,
+                   help="model section: input size (default: 300)")
+    p.add_argument("--model-images", type=positive(int), default=50,
+                   help="model section: synthetic images (default: 50)")
+    p.add_argument("--image-size", type=positive(int), default=300,
+                   help="model section: side of the synthetic images (default: 300)")
+    p.add_argument("--batch-size", type=positive(int), default=8,
+                   help="model section: images per forward (default: 8)")
+    p.add_argument("--nms-mode", choices=("multibox", "caffe"), default="multibox",
+                   help="model section: decoding (default: multibox)")
     return p
 
 
@@ -146,12 +174,66 @@ def run_scoring(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- model mode
+def run_model(args: argparse.Namespace) -> int:
+    """The model section: evaluate.py's model mode on a generated set, timed by stage."""
+    import tempfile
+
+    import mxnet as mx
+
+    from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
+    from evaluate.detector import Detector
+    from evaluate.evaluation import detect_reader, open_reader, score_predictions
+    from symbol import get_model
+    from symbol.checkpoint import save_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="eval_speed_") as tmp:
+        mx.random.seed(args.seed)
+        try:
+            net = get_model(args.network, args.data_shape, len(SYNTHETIC_CLASSES))
+        except ValueError as err:
+            _error(err)
+            return 1
+        started = time.perf_counter()
+        make_synthetic(os.path.join(tmp, "data"), num_images=args.model_images,
+                       image_size=args.image_size, test_fraction=0.0, seed=args.seed)
+        reader = open_reader("folder", os.path.join(tmp, "data"), "train",
+                             class_names=SYNTHETIC_CLASSES)
+        generated = time.perf_counter() - started
+        prefix = os.path.join(tmp, "model", "ssd")
+        save_checkpoint(net, prefix, 0, SYNTHETIC_CLASSES)
+        started = time.perf_counter()
+        detector = Detector.from_checkpoint(prefix, 0, batch_size=args.batch_size, thresh=0.01,
+                                            nms_mode=args.nms_mode)
+        detector.warmup()
+        ready = time.perf_counter() - started
+        print(f"\nmodel mode: {args.network} {args.data_shape}x{args.data_shape} (random weights, "
+              f"backend {detector.backend}), batch {args.batch_size}, NMS {args.nms_mode}; "
+              f"{len(reader)} synthetic {args.image_size}x{args.image_size} images generated in "
+              f"{generated:.1f} s; model ready in {ready:.1f} s")
+        started = time.perf_counter()
+        predictions = detect_reader(detector, reader)
+        detect = time.perf_counter() - started
+        started = time.perf_counter()
+        result = score_predictions(reader, predictions, "voc07")
+        score = time.perf_counter() - started
+    n_det = sum(len(p) for p in predictions)
+    rows = [("detect (read, resize, forward, decode)", detect),
+            (f"score (voc07, {n_det} detections)", score), ("total", detect + score)]
+    for name, seconds in rows:
+        rate = f"{len(reader) / seconds:8.1f} img/s" if name != rows[1][0] else ""
+        print(f"  {name:<40} {seconds:7.2f} s {rate}")
+    print(f"  mAP {result.mAP:.4f} (random weights)")
+    return 0
+
+
 # --------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load}")
-    status = run_scoring(args)
-    # A model section (detector img/s over a dataset, then scoring) goes here.
+    status = run_scoring(args) if args.scoring else 0
+    if args.model:
+        status = max(status, run_model(args))
     return status
 
 
