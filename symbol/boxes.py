@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["VARIANCES", "corner_to_center", "center_to_corner", "box_area", "box_iou", "encode",
-           "decode", "nms", "multibox_detection", "detection_output", "softmax"]
+           "decode", "nms", "multibox_detection", "caffe_detection_output", "detection_output", "softmax"]
 
 #: Caffe SSD's box-regression variances (center x, center y, width, height).
 VARIANCES = (0.1, 0.1, 0.2, 0.2)
@@ -264,6 +264,49 @@ def multibox_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: Array
     return out
 
 
+def caffe_detection_output(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLike,
+                           threshold: float = 0.01, nms_threshold: float = 0.45, nms_topk: int = 400,
+                           force_suppress: bool = False,
+                           variances: Sequence[float] = VARIANCES) -> list[np.ndarray]:
+    """What Caffe SSD's DetectionOutput layer computes (share_location, CENTER_SIZE).
+
+    Unlike :func:`multibox_detection`, every (anchor, class) pair scoring
+    ``> threshold`` is a candidate; per class the ``nms_topk`` best go
+    through greedy NMS that suppresses at IoU ``> nms_threshold`` (over all
+    classes at once with ``force_suppress``), on the decoded boxes, not
+    clipped.
+
+    Returns
+    -------
+    One (K, 6) array per image, rows ``[class_id, score, xmin, ymin, xmax, ymax]``
+    by descending score (stable), boxes not clipped; Caffe's ``keep_top_k``
+    is the first rows.
+    """
+    prob = _as_float(cls_prob)
+    batch, classes, num = prob.shape
+    loc = _as_float(loc_preds).reshape(batch, num, 4)
+    anc = _boxes(anchors, "anchors").reshape(-1, 4)
+    out = []
+    for img in range(batch):
+        boxes = decode(loc[img], anc, variances)
+        cand = []
+        for c in range(1, classes):
+            idx = np.flatnonzero(prob[img, c] > threshold)
+            idx = idx[np.argsort(-prob[img, c, idx], kind="stable")]
+            if nms_topk > 0:
+                idx = idx[:nms_topk]
+            cand += [(c - 1, i) for i in idx]
+        cand.sort(key=lambda ci: -prob[img, ci[0] + 1, ci[1]])
+        kept: list[tuple[int, int]] = []
+        for c, i in cand:
+            rivals = [j for k, j in kept if force_suppress or k == c]
+            if not rivals or box_iou(boxes[i:i + 1], boxes[rivals]).max() <= nms_threshold:
+                kept.append((c, i))
+        rows = [[c, prob[img, c + 1, i], *boxes[i]] for c, i in kept]
+        out.append(np.asarray(rows, dtype=prob.dtype).reshape(-1, 6))
+    return out
+
+
 def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax of ``x`` along ``axis`` (shape kept)."""
     z = _as_float(x)
@@ -274,7 +317,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
 def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayLike,
                      nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
                      thresh: float = 0.01, force_suppress: bool = False,
-                     variances: Sequence[float] = VARIANCES) -> np.ndarray:
+                     variances: Sequence[float] = VARIANCES, nms_mode: str = "multibox") -> np.ndarray:
     """Reference of ``symbol.detection.DetectionOutput``.
 
     Parameters
@@ -285,14 +328,15 @@ def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayL
         Offsets ``(dx, dy, dw, dh)`` per anchor.
     anchors : (1, N, 4)
         Corners.
-    nms_thresh, nms_topk, keep_topk, thresh, force_suppress, variances
+    nms_thresh, nms_topk, keep_topk, thresh, force_suppress, variances, nms_mode
         As in :class:`symbol.detection.DetectionOutput`.
 
     Returns
     -------
     (B, keep_topk, 6) rows ``[class_id, score, xmin, ymin, xmax, ymax]``: the
-    first ``keep_topk`` detections of :func:`multibox_detection` (clipped
-    corners, descending score), then rows of -1.
+    first ``keep_topk`` detections of :func:`multibox_detection` (or of
+    :func:`caffe_detection_output` with ``nms_mode='caffe'``; clipped corners,
+    descending score), then rows of -1.
     """
     if keep_topk < 1:
         raise ValueError(f"keep_topk must be positive, got {keep_topk}")
@@ -300,9 +344,14 @@ def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayL
     if logits.ndim != 3:
         raise ValueError(f"cls_preds must have shape (B, N, C + 1), got {logits.shape}")
     prob = np.transpose(softmax(logits, axis=-1), (0, 2, 1))
-    dets = multibox_detection(prob, box_preds, anchors, threshold=thresh, nms_threshold=nms_thresh,
-                              nms_topk=nms_topk, force_suppress=force_suppress, variances=variances,
-                              clip=True)
+    if nms_mode == "caffe":
+        dets = caffe_detection_output(prob, box_preds, anchors, thresh, nms_thresh, nms_topk, force_suppress,
+                                      variances)
+        dets = [np.concatenate([d[:keep_topk, :2], np.clip(d[:keep_topk, 2:], 0, 1)], axis=1) for d in dets]
+    else:
+        dets = multibox_detection(prob, box_preds, anchors, threshold=thresh, nms_threshold=nms_thresh,
+                                  nms_topk=nms_topk, force_suppress=force_suppress, variances=variances,
+                                  clip=True)
     out = np.full((len(dets), keep_topk, 6), -1, dtype=prob.dtype)
     for img, det in enumerate(dets):
         det = det[:keep_topk]

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: Version of the ``PREFIX-config.json`` layout; bumped on incompatible changes.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "mxnet-ssd-gluon checkpoint"
-NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress")
+NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress", "nms_mode")
 _CONFIG_OVERRIDES = ("network", "data_shape", "class_names", "preprocess", "backbone_kwargs")
 
 PathLike = Union[str, "os.PathLike[str]"]

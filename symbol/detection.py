@@ -1,11 +1,17 @@
 """Inference-time decoding: softmax, MultiBoxDetection, NMS, top-k, all in the graph."""
 from __future__ import annotations
 
+from typing import Optional
+
 from mxnet.gluon import HybridBlock
 
 from .boxes import VARIANCES
 
-__all__ = ["DetectionOutput", "VARIANCES"]
+__all__ = ["DetectionOutput", "NMS_MODES", "VARIANCES"]
+
+#: ``multibox``: MXNet's MultiBoxDetection (each prior votes for its best class).
+#: ``caffe``: Caffe's DetectionOutput (every class above the threshold per prior).
+NMS_MODES = ("multibox", "caffe")
 
 
 class DetectionOutput(HybridBlock):
@@ -26,20 +32,33 @@ class DetectionOutput(HybridBlock):
     ``class_id`` in 0..C-1 (background removed), normalized corners clipped to
     [0, 1], sorted by descending score; empty rows are all -1.
 
-    Each anchor takes its best foreground class (MultiBoxDetection's rule);
-    boxes under ``thresh`` are dropped, the ``nms_topk`` best go through
-    greedy NMS (per class unless ``force_suppress``), and the first
-    ``keep_topk`` survivors are returned.
+    ``nms_mode='multibox'`` (the default): each anchor takes its best
+    foreground class (MultiBoxDetection's rule); boxes under ``thresh`` are
+    dropped, the ``nms_topk`` best go through greedy NMS (per class unless
+    ``force_suppress``), and the first ``keep_topk`` survivors are returned.
+
+    ``nms_mode='caffe'``: Caffe SSD's DetectionOutput exactly. Per class,
+    every anchor scoring above ``thresh`` is a candidate, the ``nms_topk``
+    best of the class go through greedy NMS on the unclipped decoded boxes,
+    and the ``keep_topk`` best survivors over all classes are returned (boxes
+    clipped to [0, 1] on output). ``force_suppress`` makes the NMS
+    class-agnostic here too.
     """
 
     def __init__(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
-                 thresh: float = 0.01, force_suppress: bool = False, **kwargs) -> None:
+                 thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox",
+                 num_classes: Optional[int] = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
+        # Bounds the candidates of nms_mode 'caffe' with force_suppress
+        # (num_classes * nms_topk), so that box_nms's pairwise pass skips the rest.
+        self.num_classes = num_classes
+        self.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode)
 
     def configure(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
-                  thresh: float = 0.01, force_suppress: bool = False) -> None:
+                  thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox") -> None:
         """Validate and store the decoding parameters (see the class docstring)."""
+        if nms_mode not in NMS_MODES:
+            raise ValueError(f"nms_mode must be one of {NMS_MODES}, got {nms_mode!r}")
         if not 0.0 < nms_thresh <= 1.0:
             raise ValueError(f"nms_thresh must be in (0, 1], got {nms_thresh}")
         if keep_topk < 1:
@@ -50,15 +69,18 @@ class DetectionOutput(HybridBlock):
             raise ValueError(f"thresh must be in [0, 1), got {thresh}")
         self.nms_thresh, self.nms_topk, self.keep_topk = float(nms_thresh), int(nms_topk), int(keep_topk)
         self.thresh, self.force_suppress = float(thresh), bool(force_suppress)
+        self.nms_mode = nms_mode
         self._clear_cached_op()
 
     @property
     def config(self) -> dict:
         """The decoding parameters as keyword arguments of :meth:`configure`."""
         return dict(nms_thresh=self.nms_thresh, nms_topk=self.nms_topk, keep_topk=self.keep_topk,
-                    thresh=self.thresh, force_suppress=self.force_suppress)
+                    thresh=self.thresh, force_suppress=self.force_suppress, nms_mode=self.nms_mode)
 
     def hybrid_forward(self, F, cls_preds, box_preds, anchors):
+        if self.nms_mode == "caffe":
+            return self._caffe(F, cls_preds, box_preds, anchors)
         cls_prob = F.transpose(F.softmax(cls_preds, axis=-1), axes=(0, 2, 1))
         det = F.contrib.MultiBoxDetection(cls_prob, box_preds, anchors, clip=True,
                                           threshold=self.thresh, nms_threshold=self.nms_thresh,
@@ -73,7 +95,58 @@ class DetectionOutput(HybridBlock):
         det = F.contrib.box_nms(det, overlap_thresh=1.0, valid_thresh=-1.0, topk=self.keep_topk,
                                 coord_start=2, score_index=1, id_index=0, background_id=-1,
                                 force_suppress=False)
-        # ... pad with empty rows so that there are always keep_topk, and cut.
+        return self._first_rows(F, det)
+
+    def _first_rows(self, F, det):
+        """Pad with empty rows so that there are always keep_topk, and cut."""
         empty = F.slice_axis(F.zeros_like(det), axis=1, begin=0, end=1) - 1
         det = F.concat(det, F.repeat(empty, repeats=self.keep_topk, axis=1), dim=1)
         return F.slice_axis(det, axis=1, begin=0, end=self.keep_topk)
+
+    def _caffe(self, F, cls_preds, box_preds, anchors):
+        """Caffe's DetectionOutput: candidates are (class, anchor) pairs."""
+        scores = F.transpose(F.slice_axis(F.softmax(cls_preds, axis=-1), axis=2, begin=1, end=None),
+                             axes=(0, 2, 1))  # (B, C, N)
+        boxes = _decode(F, box_preds, anchors)  # (B, N, 4), not clipped (as Caffe)
+        ids = F.broadcast_like(F.reshape(F.contrib.arange_like(scores, axis=1), shape=(1, -1, 1)), scores)
+        boxes = F.broadcast_like(F.expand_dims(boxes, axis=1), F.expand_dims(scores, axis=-1),
+                                 lhs_axes=(1,), rhs_axes=(1,))  # (B, C, N, 4)
+        det = F.concat(F.expand_dims(ids, axis=-1), F.expand_dims(scores, axis=-1), boxes, dim=-1)
+        # box_nms treats the class axis as a batch axis: per class, the nms_topk
+        # best boxes scoring > thresh (Caffe: conf > confidence_threshold) go
+        # through greedy NMS suppressing at IoU > nms_thresh, as in Caffe; the
+        # rest become empty rows. Its pairwise pass costs nms_topk ** 2 per class.
+        det = F.contrib.box_nms(det, overlap_thresh=1.0 if self.force_suppress else self.nms_thresh,
+                                valid_thresh=self.thresh, topk=self.nms_topk, coord_start=2, score_index=1,
+                                id_index=0, background_id=-1, force_suppress=True)
+        # Then all classes by score: no suppression, the pairwise pass covering
+        # keep_topk rows; with force_suppress, one class-agnostic NMS of all
+        # the candidates instead.
+        topk = self.keep_topk
+        if self.force_suppress:
+            topk = self.nms_topk * self.num_classes if self.nms_topk > 0 and self.num_classes else -1
+        det = F.contrib.box_nms(F.reshape(det, shape=(0, -3, 0)),
+                                overlap_thresh=self.nms_thresh if self.force_suppress else 1.0,
+                                valid_thresh=-1.0, topk=topk, coord_start=2, score_index=1, id_index=0,
+                                background_id=-1, force_suppress=self.force_suppress)
+        det = self._first_rows(F, det)
+        head = F.slice_axis(det, axis=-1, begin=0, end=2)
+        coords = F.slice_axis(det, axis=-1, begin=2, end=6)
+        valid = F.slice_axis(det, axis=-1, begin=0, end=1) >= 0
+        coords = F.broadcast_mul(F.clip(coords, 0.0, 1.0) + 1, valid) - 1  # empty rows stay -1
+        return F.concat(head, coords, dim=-1)
+
+
+def _decode(F, box_preds, anchors):
+    """Caffe CENTER_SIZE decoding with :data:`VARIANCES`: (B, N * 4) offsets and
+    (1, N, 4) corner anchors -> (B, N, 4) corner boxes."""
+    pred = F.reshape(box_preds, shape=(0, -1, 4))
+    ax0, ay0, ax1, ay1 = F.split(anchors, num_outputs=4, axis=-1)
+    aw, ah = ax1 - ax0, ay1 - ay0
+    acx, acy = (ax0 + ax1) * 0.5, (ay0 + ay1) * 0.5
+    dx, dy, dw, dh = F.split(pred, num_outputs=4, axis=-1)
+    cx = F.broadcast_add(F.broadcast_mul(dx * VARIANCES[0], aw), acx)
+    cy = F.broadcast_add(F.broadcast_mul(dy * VARIANCES[1], ah), acy)
+    hw = F.broadcast_mul(F.exp(dw * VARIANCES[2]), aw) * 0.5
+    hh = F.broadcast_mul(F.exp(dh * VARIANCES[3]), ah) * 0.5
+    return F.concat(cx - hw, cy - hh, cx + hw, cy + hh, dim=-1)

@@ -79,7 +79,7 @@ class SSD(HybridBlock):
     head_style : {'conv', 'separable'}
     head_kernel : int
         Kernel of the ``conv`` heads.
-    nms_thresh, nms_topk, keep_topk, thresh, force_suppress
+    nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode
         Decoding defaults, see :meth:`set_nms`.
 
     Input
@@ -100,7 +100,7 @@ class SSD(HybridBlock):
                  normalization: Sequence[Optional[float]], *, extra_style: str = "plain",
                  head_style: str = "conv", head_kernel: int = 3, nms_thresh: float = 0.45,
                  nms_topk: int = 400, keep_topk: int = 200, thresh: float = 0.01,
-                 force_suppress: bool = False, **kwargs) -> None:
+                 force_suppress: bool = False, nms_mode: str = "multibox", **kwargs) -> None:
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -117,7 +117,8 @@ class SSD(HybridBlock):
         self.anchor_specs = tuple(anchors)
         self._traced_training: Optional[bool] = None
         with self.name_scope():
-            self.detector = DetectionOutput(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
+            self.detector = DetectionOutput(nms_thresh, nms_topk, keep_topk, thresh, force_suppress,
+                                            nms_mode, num_classes=num_classes)
             self.preprocess = Preprocess(preprocess)
             self.backbone = backbone
             self.extras = nn.HybridSequential()
@@ -136,12 +137,12 @@ class SSD(HybridBlock):
 
     # ------------------------------------------------------------------ decoding
     def set_nms(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
-                thresh: float = 0.01, force_suppress: bool = False) -> None:
+                thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox") -> None:
         """Set the inference-mode decoding parameters (see :class:`DetectionOutput`).
 
         The cached graph is cleared, so the next call rebuilds it.
         """
-        self.detector.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress)
+        self.detector.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode)
         self._clear_cached_op()
 
     @property
