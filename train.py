@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--cpu", action="store_true", help="train on the CPU (the default)")
     p.add_argument("--num-cpu-contexts", type=_number(int, 1), default=1,
                    help="with --cpu: split each batch over this many CPU contexts (default: 1)")
+    p.add_argument("--kv-store", default="device",
+                   choices=("local", "device", "dist_sync", "dist_device_sync"),
+                   help="gradient aggregation (default: device); dist_* for several machines, "
+                        "started with python -m mxnet.tools.launch (see the README)")
     p.add_argument("--num-workers", type=_number(int, 0), default=0,
                    help="data loading processes (default: 0)")
     p.add_argument("--prefix", default=os.path.join("model", "ssd"), help="checkpoint prefix (default: model/ssd)")
@@ -288,15 +292,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Imported here so that --help and bad flags answer without loading MXNet.
     import mxnet as mx
 
-    from dataset.loader import DetectionDataset, make_loader
+    from dataset.loader import DetectionDataset, Shard, make_loader
     from train.trainer import fit
 
     try:
         ctx = _contexts(args)
+        # Local aggregation stays a name: gluon then skips the KVStore on one device.
+        kv = mx.kv.create(args.kv_store) if args.kv_store.startswith("dist") else args.kv_store
         train_reader, val_reader, names = _readers(args, class_names)
+        seed = args.seed
+        if not isinstance(kv, str):
+            # Each worker trains on its own part; worker 0 validates and saves.
+            train_reader = Shard(train_reader, kv.num_workers, kv.rank)
+            val_reader = val_reader if kv.rank == 0 else None
+            seed = args.seed * kv.num_workers + kv.rank  # distinct augmentation per worker
         mx.random.seed(args.seed)
         net = _build_net(args, names, ctx[0])
-        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=args.seed)
+        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed)
         train_loader = make_loader(train_set, args.batch_size, shuffle=True, num_workers=args.num_workers,
                                    last_batch="rollover")
         val_loader = None
@@ -308,7 +320,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warmup_epochs=args.warmup_epochs, momentum=args.momentum, wd=args.wd,
             begin_epoch=args.begin_epoch, end_epoch=args.end_epoch, resume=args.resume is not None,
             checkpoint_interval=args.checkpoint_interval, val_interval=args.val_interval,
-            frequent=args.frequent, seed=args.seed, freeze=args.freeze, caffe_bias=args.caffe_bias)
+            frequent=args.frequent, seed=args.seed, freeze=args.freeze, caffe_bias=args.caffe_bias,
+            kvstore=kv)
     except KeyboardInterrupt:
         _error("interrupted (the current state was saved as a checkpoint)")
         return 130

@@ -28,6 +28,7 @@ loader was built). Shuffling is seeded by ``(seed, epoch)`` likewise.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 
@@ -39,7 +40,7 @@ from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler
 from . import augment
 from .annotation import Annotation
 
-__all__ = ["DetectionDataset", "LABEL_WIDTH", "batchify", "load_image", "make_loader"]
+__all__ = ["DetectionDataset", "LABEL_WIDTH", "Shard", "batchify", "load_image", "make_loader"]
 
 #: Columns of a label row: class, xmin, ymin, xmax, ymax, difficult.
 LABEL_WIDTH = 6
@@ -68,6 +69,49 @@ def load_image(path: str) -> np.ndarray:
     if bgr is None:
         raise ValueError(f"could not decode image {path} (corrupt or unsupported format)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class Shard:
+    """Part ``index`` of ``num_parts`` equal parts of a reader (distributed training).
+
+    Holds the reader's items ``index, index + num_parts, ...``; every part has
+    ``len(reader) // num_parts`` items (the last ``len(reader) % num_parts``
+    are left out), so that all workers run the same number of batches, which
+    synchronous KVStore training needs. Passes ``class_names`` and ``load``
+    (RecordIO) through.
+    """
+
+    def __init__(self, reader: Sequence[Annotation], num_parts: int, index: int) -> None:
+        num_parts = _check_int("num_parts", num_parts, 1)
+        index = _check_int("index", index, 0)
+        if index >= num_parts:
+            raise ValueError(f"shard index {index} out of range for {num_parts} parts")
+        self.reader = reader
+        self.num_parts, self.index = num_parts, index
+        self._len = len(reader) // num_parts
+        if self._len == 0:
+            raise ValueError(f"{len(reader)} images cannot be split over {num_parts} workers")
+        self.class_names = getattr(reader, "class_names", None)
+        if hasattr(reader, "load"):  # a picklable bound method, for worker processes
+            self.load = functools.partial(_load_source, self)
+
+    def _source(self, i: int) -> int:
+        if not 0 <= i < self._len:
+            raise IndexError(f"index {i} out of range for a shard of {self._len} images")
+        return self.index + i * self.num_parts
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i: int) -> Annotation:
+        return self.reader[self._source(int(i))]
+
+    def __repr__(self) -> str:
+        return f"Shard({self.index} of {self.num_parts}, {self._len} images of {self.reader!r})"
+
+
+def _load_source(shard: Shard, i: int):
+    return shard.reader.load(shard._source(int(i)))  # type: ignore[attr-defined]
 
 
 class DetectionDataset(Dataset):

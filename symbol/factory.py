@@ -27,18 +27,19 @@ class NetworkDef:
     extra_style: Optional[str] = None  # None: 'bn' if batch norm is on, else 'plain'
     head_style: str = "conv"
     tunable_batch_norm: bool = False  # accepts batch_norm=True/False
+    scaled_extras: bool = False  # the backbone's width ``multiplier`` also thins the extra layers
 
 
 NETWORKS: dict[str, NetworkDef] = {
     "vgg16_reduced": NetworkDef("vgg"),
     "resnet50": NetworkDef("resnet"),
     "inceptionv3": NetworkDef("inception"),
-    "mobilenet": NetworkDef("mobilenet", tunable_batch_norm=True),
+    "mobilenet": NetworkDef("mobilenet", tunable_batch_norm=True, scaled_extras=True),
     "ssdlite_mobilenetv2": NetworkDef("mobilenetv2", extra_style="ssdlite", head_style="separable"),
 }
 assert sorted(NETWORKS) == network_names(), "NETWORKS and PRESETS must name the same networks"
 
-_NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress")
+_NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress", "nms_mode")
 
 
 def get_model(name: str, data_shape: int, num_classes: int, *,
@@ -68,7 +69,8 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
     **kwargs
         Decoding defaults (``nms_thresh``, ``nms_topk``, ``keep_topk``,
         ``thresh``, ``force_suppress``) and backbone options (e.g.
-        ``multiplier`` and ``batch_norm`` for ``mobilenet``).
+        ``multiplier`` and ``batch_norm`` for ``mobilenet``, whose multiplier
+        thins the extra layers too, e.g. 0.25 for a model of a few MB).
 
     Returns
     -------
@@ -102,7 +104,10 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
     module = importlib.import_module(f"{__package__}.backbones.{netdef.backbone}")
     backbone = module.build(preset, pretrained_base=pretrained_base, ctx=ctx, **backbone_kwargs)
     extra_style = netdef.extra_style or ("bn" if batch_norm else "plain")
-    net = SSD(backbone, preset.extras, anchor_specs(preset, data_shape), num_classes, data_shape,
+    extras = preset.extras
+    if netdef.scaled_extras:
+        extras = tuple(e.scaled(float(backbone_kwargs.get("multiplier", 1.0))) for e in extras)
+    net = SSD(backbone, extras, anchor_specs(preset, data_shape), num_classes, data_shape,
               preprocess, preset.normalization, extra_style=extra_style,
               head_style=netdef.head_style, head_kernel=preset.head_kernel,
               prefix=f"ssd_{name}_", **nms_kwargs)

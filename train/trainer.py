@@ -8,9 +8,9 @@
     PREFIX-EPOCH.params           weights after EPOCH epochs (symbol.checkpoint)
     PREFIX-EPOCH.states           SGD state (momentum) of gluon.Trainer.save_states
     PREFIX-EPOCH-state.json       {"epoch", "step", "lr", "complete", ...}
-    PREFIX-best-0000.params       weights of the lowest validation loss so far,
+    PREFIX-best-0000.params       weights of the best validation mAP so far,
     PREFIX-best-config.json       loadable with load_checkpoint(PREFIX + "-best", 0)
-    PREFIX-best.json              {"epoch", "val_loss"} of that best checkpoint
+    PREFIX-best.json              {"epoch", "metric", "mAP"} of that best checkpoint
 
 Every file is written atomically (temporary file, then rename). A checkpoint
 is only written when every weight is finite, so a diverging run never
@@ -43,13 +43,14 @@ from mxnet import autograd, gluon
 
 from symbol.checkpoint import atomic_path, load_checkpoint, params_path, save_checkpoint, write_json
 from symbol.factory import get_model
+from evaluate.metrics import VOCMetric, VOCResult
 from symbol.ssd import SSD
 
 from .loss import SSDMultiBoxLoss
 from .targets import SSDTargetGenerator
 
 __all__ = ["EpochStats", "NonFiniteLossError", "best_prefix", "finetune_model", "fit", "format_duration",
-           "learning_rate", "states_path", "state_json_path"]
+           "learning_rate", "states_path", "state_json_path", "validate", "validation_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class EpochStats:
     lr: float  # learning rate of the last update
     step: int  # updates so far
     seconds: float
-    val_loss: Optional[float] = None
+    val_map: Optional[float] = None  # validation mAP (VOC07 unless fit's val_metric says otherwise)
     extra: dict = field(default_factory=dict)
 
 
@@ -234,7 +235,9 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
         begin_epoch: int = 0, end_epoch: int = 120, resume: bool = False,
         checkpoint_interval: int = 1, val_interval: int = 1, frequent: int = 20,
         seed: Optional[int] = None, freeze: Optional[str] = None, caffe_bias: bool = True,
-        negative_mining_ratio: float = 3.0, hybridize: bool = True) -> list[EpochStats]:
+        negative_mining_ratio: float = 3.0, hybridize: bool = True,
+        kvstore: Union[str, "mx.kvstore.KVStore", None] = None,
+        val_metric: str = "voc07") -> list[EpochStats]:
     """Train ``net`` from epoch ``begin_epoch`` to ``end_epoch`` (exclusive bounds as counts
     of completed epochs: epochs ``begin_epoch + 1 .. end_epoch`` are run).
 
@@ -248,8 +251,11 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
     class_names : one name per class, stored in the checkpoint config.
     prefix : checkpoint path prefix (see the module docstring).
     ctx : contexts to split every batch over (data parallel); default ``[cpu()]``.
-    val_loader : optional; its mean loss is computed every ``val_interval`` epochs
-        and the best kept as ``PREFIX-best``.
+    val_loader : optional, e.g. ``make_loader(DetectionDataset(reader, size, train=False), ...)``
+        (labels with the difficult column); its mAP is computed every
+        ``val_interval`` epochs and after the last (:func:`validate`), and the
+        best checkpoint kept as ``PREFIX-best``.
+    val_metric : ``'voc07'`` (11-point, the default) or ``'voc10'`` (area).
     set_epoch : called with the 0-based epoch index before each epoch (e.g.
         ``DetectionDataset.set_epoch``, for the augmentation and shuffle seeds).
     lr, lr_steps, lr_factor, warmup_epochs : the schedule of :func:`learning_rate`.
@@ -266,6 +272,13 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
     caffe_bias : biases get twice the learning rate and no weight decay (Caffe).
     negative_mining_ratio : negatives per positive (targets and loss).
     hybridize : hybridize the network and the loss.
+    kvstore : gradient aggregation: ``None`` (``'device'``), a KVStore type, or a
+        KVStore made with ``mx.kv.create``. With a distributed one
+        (``dist_sync``, started by ``python -m mxnet.tools.launch``) every
+        worker trains on its own part of the data (:class:`dataset.loader.Shard`,
+        same number of batches everywhere), gradients are averaged over all
+        workers' images, the starting weights are worker 0's, and only worker
+        0 writes checkpoints and runs validation.
 
     Returns
     -------
@@ -290,6 +303,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
     _check(0 <= begin_epoch < end_epoch, f"need 0 <= begin_epoch < end_epoch, got {begin_epoch} and {end_epoch}")
     _check(checkpoint_interval >= 1, f"checkpoint_interval must be >= 1, got {checkpoint_interval}")
     _check(val_interval >= 1, f"val_interval must be >= 1, got {val_interval}")
+    _check(val_metric in ("voc07", "voc10"), f"val_metric must be voc07 or voc10, got {val_metric!r}")
     _check(frequent >= 0, f"frequent must be >= 0, got {frequent}")
     _check(not resume or begin_epoch > 0, "resume needs begin_epoch > 0 (the checkpoint to load)")
     _check(len(class_names) == net.num_classes,
@@ -304,9 +318,19 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
     if frozen:
         logger.info("frozen %d parameters matching %r", len(frozen), freeze)
     net.collect_params().reset_ctx(ctx)
+    kv = None if kvstore in (None, "device", "local") else (
+        mx.kv.create(kvstore) if isinstance(kvstore, str) else kvstore)
+    distributed = kv is not None and "dist" in kv.type
+    rank, num_workers = (kv.rank, kv.num_workers) if distributed else (0, 1)
+    primary = rank == 0
+    if distributed:
+        logger.info("distributed training (%s): worker %d of %d", kv.type, rank, num_workers)
+    # Updates on the workers (not the servers): every worker keeps the SGD
+    # state, so checkpoints can store it for --resume.
     trainer = gluon.Trainer(net.collect_params(), "sgd",
                             {"learning_rate": lr, "momentum": momentum, "wd": wd},
-                            update_on_kvstore=False if len(ctx) > 1 else None)
+                            kvstore=kv if kv is not None else (kvstore or "device"),
+                            update_on_kvstore=False if (len(ctx) > 1 or distributed) else None)
     step = 0
     if resume:
         state = _load_state(net, trainer, prefix, begin_epoch, ctx)
@@ -322,7 +346,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
         loss_fn.hybridize()
 
     history: list[EpochStats] = []
-    best_val = _read_best(prefix) if resume else math.inf
+    best_val = _read_best(prefix) if resume else -math.inf
     cur_lr = learning_rate(begin_epoch, 0, steps_per_epoch, lr, lr_steps, lr_factor, warmup_epochs)
     epoch = begin_epoch
     try:
@@ -345,7 +369,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
                         f"the training loss became {batch[0]} at epoch {epoch + 1}, batch {i + 1} "
                         f"(step {step + 1}, lr {cur_lr:g}); lower --lr or add --warmup-epochs. "
                         f"The last good checkpoint is kept")
-                trainer.step(len(parts))
+                trainer.step(len(parts) * num_workers)  # the mean over every worker's contexts
                 step += 1
                 sums += batch
                 n_batches += 1
@@ -359,6 +383,9 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
                                 "box=%.5f\tlr=%.6g\teta=%s", epoch + 1, i + 1, steps_per_epoch, speed,
                                 *(sums / n_batches), cur_lr, format_duration(eta))
                     window_tic, window_images = now, 0
+            # Finish this worker's last gradient push and pull: a distributed
+            # worker that exits with them queued would stall the others.
+            mx.nd.waitall()
             seconds = time.perf_counter() - tic
             mean = sums / max(n_batches, 1)
             stats = EpochStats(epoch + 1, float(mean[0]), float(mean[1]), float(mean[2]), cur_lr,
@@ -366,16 +393,19 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
             logger.info("Epoch[%d] Train-loss=%.5f\tcls=%.5f\tbox=%.5f\tlr=%.6g\tstep=%d\t%.1f img/s\t"
                         "time=%.1fs", epoch + 1, *mean, cur_lr, step, n_images / max(seconds, 1e-9), seconds)
             last = epoch + 1 == end_epoch
-            if val_loader is not None and ((epoch + 1) % val_interval == 0 or last):
-                stats.val_loss = validation_loss(net, val_loader, ctx, targets, loss_fn)
-                logger.info("Epoch[%d] Validation-loss=%.5f", epoch + 1, stats.val_loss)
-                if stats.val_loss < best_val:
-                    best_val = stats.val_loss
-                    _save_best(net, prefix, epoch + 1, class_names, best_val)
-            if (epoch + 1) % checkpoint_interval == 0 or last:
+            if primary and val_loader is not None and ((epoch + 1) % val_interval == 0 or last):
+                result = validate(net, val_loader, ctx, class_names, val_metric)
+                stats.val_map = result.mAP
+                logger.info("Epoch[%d] Validation-%s=%.5f", epoch + 1, val_metric, result.mAP)
+                if result.mAP > best_val:
+                    best_val = result.mAP
+                    _save_best(net, prefix, epoch + 1, class_names, val_metric, best_val)
+            if primary and ((epoch + 1) % checkpoint_interval == 0 or last):
                 _save(net, trainer, prefix, epoch + 1, class_names, step, cur_lr, complete=True)
             history.append(stats)
     except KeyboardInterrupt:
+        if not primary:
+            raise
         logger.warning("interrupted during epoch %d: saving %s", epoch + 1, params_path(prefix, epoch + 1))
         try:
             _save(net, trainer, prefix, epoch + 1, class_names, step, cur_lr, complete=False)
@@ -421,20 +451,45 @@ def validation_loss(net: SSD, loader: Iterable, ctx: Sequence[mx.Context],
     return total / n
 
 
-def _save_best(net: SSD, prefix: PathLike, epoch: int, class_names: Sequence[str], val_loss: float) -> None:
+def validate(net: SSD, loader: Iterable, ctx: Sequence[mx.Context], class_names: Sequence[str],
+             metric: str = "voc07") -> VOCResult:
+    """VOC mAP of ``net``'s detections (its own decoding settings) over ``loader``.
+
+    ``loader`` gives ``(images (B,3,S,S), labels (B,M,6))`` with rows ``[class,
+    xmin, ymin, xmax, ymax, difficult]`` normalized to [0, 1] (-1 padding), as
+    :func:`dataset.loader.make_loader` over a validation
+    :class:`~dataset.loader.DetectionDataset` (warp-resize only) gives them.
+    Boxes are compared in normalized coordinates: IoU does not change when
+    both axes are scaled, so this is the devkit's score in pixels. Difficult
+    objects are ignored. Runs on ``ctx[0]`` in inference mode.
+    """
+    voc = VOCMetric(class_names, metric=metric)
+    with autograd.predict_mode():
+        for data, label in loader:
+            det = net(data.as_in_context(ctx[0])).asnumpy()
+            y = label.asnumpy()
+            voc.update_batch(det[:, :, 2:6], det[:, :, 0], det[:, :, 1], y[:, :, 1:5], y[:, :, 0],
+                             y[:, :, 5] if y.shape[2] > 5 else None)
+    if voc.num_images == 0:
+        raise ValueError("the validation set gives no batch")
+    return voc.get()
+
+
+def _save_best(net: SSD, prefix: PathLike, epoch: int, class_names: Sequence[str], metric: str,
+               value: float) -> None:
     if not _weights_finite(net):
         return
     save_checkpoint(net, best_prefix(prefix), 0, class_names)
-    write_json(f"{best_prefix(prefix)}.json", {"epoch": epoch, "val_loss": val_loss})
-    logger.info("Epoch[%d] new best validation loss %.5f: %s", epoch, val_loss,
+    write_json(f"{best_prefix(prefix)}.json", {"epoch": epoch, "metric": metric, "mAP": value})
+    logger.info("Epoch[%d] new best validation %s %.5f: %s", epoch, metric, value,
                 params_path(best_prefix(prefix), 0))
 
 
 def _read_best(prefix: PathLike) -> float:
     try:
-        return float(json.loads(Path(f"{best_prefix(prefix)}.json").read_text(encoding="utf-8"))["val_loss"])
+        return float(json.loads(Path(f"{best_prefix(prefix)}.json").read_text(encoding="utf-8"))["mAP"])
     except (OSError, ValueError, KeyError, TypeError):
-        return math.inf
+        return -math.inf
 
 
 def _check(ok: bool, message: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from dataset import augment
 from dataset.annotation import Annotation
-from dataset.loader import DetectionDataset, batchify, load_image, make_loader
+from dataset.loader import DetectionDataset, Shard, batchify, load_image, make_loader
 from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
 from dataset.voc import VOCFolder
 from train.targets import SSDTargetGenerator
@@ -229,3 +229,18 @@ def test_invalid_arguments(reader, kwargs) -> None:
         DetectionDataset(reader, train=True, **args)
     with pytest.raises(ValueError, match="epoch"):
         DetectionDataset(reader, SIZE, train=True).set_epoch(-1)
+
+
+def test_shards_are_disjoint_equal_parts():
+    anns = [Annotation.from_lists(f"img{i}.jpg", 8, 8, [], []) for i in range(11)]
+    parts = [Shard(anns, 3, k) for k in range(3)]
+    assert [len(p) for p in parts] == [3, 3, 3]  # 11 // 3: the last 2 images are left out
+    images = [p[i].image for p in parts for i in range(len(p))]
+    assert sorted(images) == sorted(f"img{i}.jpg" for i in range(9))
+    assert [a.image for a in (parts[1][0], parts[1][2])] == ["img1.jpg", "img7.jpg"]
+    with pytest.raises(IndexError):
+        parts[0][3]
+    with pytest.raises(ValueError, match="cannot be split"):
+        Shard(anns[:1], 2, 0)
+    with pytest.raises(ValueError, match="out of range"):
+        Shard(anns, 3, 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_train_then_resume(data_root, tmp_path):
     proc = run_train(*common, "--end-epoch", 2, "--log", log)
     assert proc.returncode == 0, proc.stderr
     text = log.read_text()
-    assert "Epoch[1] Batch [1/2]" in text and "eta=" in text and "Epoch[2] Train-loss=" in text and "Validation-loss=" in text
+    assert "Epoch[1] Batch [1/2]" in text and "eta=" in text and "Epoch[2] Train-loss=" in text and "Validation-voc07=" in text
     assert "Epoch[2] Train-loss=" in proc.stdout  # the console shows the same lines
     net, config = load_checkpoint(prefix, 2)
     assert config.class_names == ("circle", "square", "triangle") and config.data_shape == 96
@@ -124,7 +125,7 @@ def test_rec_dataset_then_finetune_to_new_classes(tmp_path):
                      "--frequent", 1, "--prefix", src, "--end-epoch", 1)
     assert proc.returncode == 0, proc.stderr
     assert "Epoch[1] Batch [2/2]" in proc.stdout and "eta=0:00:00" in proc.stdout
-    assert "Validation-loss=" in proc.stdout
+    assert "Validation-voc07=" in proc.stdout
     assert load_checkpoint(src, 1)[1].class_names == tuple(SYNTHETIC_CLASSES)
 
     # fine-tune with one class more (records found as DATA_ROOT/TRAIN_SET.rec); network and
@@ -146,3 +147,26 @@ def test_gpus_on_a_cpu_build(data_root, tmp_path):
                                     "--data-root", data_root, "--train-set", "train", "--gpus", "0",
                                     "--prefix", tmp_path / "ssd"))
     assert "mxnet-cu112" in line
+
+
+def test_two_local_workers_with_dist_sync(data_root, tmp_path):
+    """Multi-machine training on this machine: MXNet's launcher (through tools.launch,
+    which fixes it for Python >= 3.9) starts a scheduler, two servers and two workers."""
+    prefix = tmp_path / "dist" / "ssd"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.launch", "-n", "2", "--launcher", "local",
+         sys.executable, "train.py", "--network", "mobilenet", "--data-shape", "96", "--dataset", "folder",
+         "--data-root", str(data_root), "--train-set", "train", "--val-set", "test", "--batch-size", "2",
+         "--lr", "0.01", "--end-epoch", "2", "--frequent", "0", "--prefix", str(prefix),
+         "--kv-store", "dist_sync"],
+        cwd=REPO, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "worker 0 of 2" in out and "worker 1 of 2" in out
+    # 9 training images: 4 per worker, 2 batches of 2 per epoch on each
+    assert out.count("Epoch[2] Train-loss=") == 2 and out.count("step=4\t") == 2
+    assert out.count("Validation-voc07=") == 2  # worker 0 only, both epochs
+    state = json.loads(Path(f"{prefix}-0002-state.json").read_text())
+    assert state["step"] == 4 and state["complete"] is True
+    net, config = load_checkpoint(prefix, 2)
+    assert config.class_names == tuple(SYNTHETIC_CLASSES)

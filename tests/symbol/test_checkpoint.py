@@ -268,10 +268,10 @@ def test_overrides_that_contradict_the_config(net, tmp_path):
 def test_overrides_rename_resize_and_set_nms(net, tmp_path):
     prefix = tmp_path / "ssd"
     save_checkpoint(net, prefix, 0, list(NAMES))
-    loaded, config = load_checkpoint(prefix, class_names=["a", "b", "c"], data_shape=256, nms_thresh=0.3,
+    loaded, config = load_checkpoint(prefix, class_names=["a", "b", "c"], data_shape=320, nms_thresh=0.3,
                                      force_suppress=True, network=None)
-    assert config.class_names == ("a", "b", "c") and config.data_shape == 256
-    assert loaded.data_shape == 256
+    assert config.class_names == ("a", "b", "c") and config.data_shape == 320
+    assert loaded.data_shape == 320
     assert loaded.nms_config["nms_thresh"] == 0.3 and loaded.nms_config["force_suppress"] is True
     assert dict(config.nms) == loaded.nms_config
     with pytest.raises(ValueError, match="nms_thresh"):

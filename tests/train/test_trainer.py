@@ -18,7 +18,7 @@ from dataset.voc import VOCFolder
 from symbol import get_model
 from symbol.checkpoint import load_checkpoint, params_path, save_checkpoint
 from train.loss import SSDMultiBoxLoss
-from train.trainer import (NonFiniteLossError, best_prefix, finetune_model, fit, format_duration,
+from train.trainer import (NonFiniteLossError, best_prefix, finetune_model, fit, format_duration, validate,
                            learning_rate, state_json_path, states_path)
 
 SIZE = 96
@@ -68,7 +68,7 @@ def test_loss_goes_down_and_checkpoints_load(data_root, tmp_path):
                   lr=0.01, end_epoch=8, seed=0, frequent=1, checkpoint_interval=3)
     assert [h.epoch for h in history] == list(range(1, 9))
     assert history[-1].loss < history[0].loss - 0.3, [h.loss for h in history]
-    assert all(np.isfinite(h.val_loss) for h in history)
+    assert all(0.0 <= h.val_map <= 1.0 for h in history), [h.val_map for h in history]
     assert [h.step for h in history] == [2 * e for e in range(1, 9)]  # 9 images, batch 4, rollover
     # checkpoints every 3 epochs and after the last; nothing temporary left behind
     assert sorted(p.name for p in prefix.parent.glob("ssd-00*.params")) == \
@@ -83,8 +83,33 @@ def test_loss_goes_down_and_checkpoints_load(data_root, tmp_path):
     assert states_path(prefix, 8).is_file()
     # the best validation checkpoint: PREFIX-best-0000.params + PREFIX-best.json
     best = json.loads(Path(f"{best_prefix(prefix)}.json").read_text())
-    assert best["val_loss"] == pytest.approx(min(h.val_loss for h in history))
+    maps = [h.val_map for h in history]
+    assert best == {"epoch": maps.index(max(maps)) + 1, "metric": "voc07", "mAP": pytest.approx(max(maps))}
     load_checkpoint(best_prefix(prefix), 0)
+
+
+def test_validate_scores_detections_with_the_voc07_metric():
+    """A stand-in network that returns given detections: perfect ones score 1, and a
+    duplicate plus a miss give the hand-computed VOC07 AP."""
+    # image 0: a circle and a (difficult) square; image 1: two circles
+    labels = mx.nd.array([[[0, .1, .1, .3, .3, 0], [1, .5, .5, .9, .9, 1]],
+                          [[0, .2, .2, .4, .4, 0], [0, .6, .6, .8, .8, 0]]])
+    pad = [-1, -1, -1, -1, -1, -1]
+    perfect = np.array([[[0, .9, .1, .1, .3, .3], pad], [[0, .8, .2, .2, .4, .4], [0, .7, .6, .6, .8, .8]]])
+    # circles: a hit (0.9), a duplicate of it (0.8, FP), a miss of image 1's second circle
+    flawed = np.array([[[0, .9, .1, .1, .3, .3], [0, .8, .1, .1, .3, .3]], [[0, .7, .2, .2, .4, .4], pad]])
+
+    def net_returning(rows):
+        return lambda x: mx.nd.array(rows[:x.shape[0]])
+
+    loader = [(mx.nd.zeros((2, 3, 8, 8)), labels)]
+    result = validate(net_returning(perfect), loader, [mx.cpu()], NAMES)
+    assert result.mAP == pytest.approx(1.0)  # the square is difficult: no counted ground truth
+    assert result.no_ground_truth == ("square", "triangle")
+    # circles ranked 0.9 TP, 0.8 FP, 0.7 TP of 3: precision 1, 1/2, 2/3 at recall 1/3, 1/3, 2/3
+    # 11-point: recall >= 0..0.3 -> 1 (4 points), 0.4..0.6 -> 2/3 (3 points), 0.7..1 -> 0
+    result = validate(net_returning(flawed), loader, [mx.cpu()], NAMES)
+    assert result.ap["circle"] == pytest.approx((4 * 1 + 3 * 2 / 3) / 11)
 
 
 def test_resume_reproduces_an_uninterrupted_run(data_root, tmp_path):
