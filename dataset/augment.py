@@ -242,27 +242,34 @@ def sample_crop(boxes: ArrayLike, width: int, height: int, sampler: Sampler,
     b = _boxes(boxes).astype(np.float64)
     if width < 1 or height < 1:
         raise ValueError(f"width and height must be >= 1, got {width}, {height}")
-    for _ in range(max_trials):
-        scale = rng.uniform(sampler.min_scale, sampler.max_scale)
-        min_ar = max(sampler.min_aspect_ratio, scale ** 2)
-        max_ar = min(sampler.max_aspect_ratio, 1 / scale ** 2)
-        ar = rng.uniform(min_ar, max_ar)
-        bw, bh = min(scale * math.sqrt(ar), 1.0), min(scale / math.sqrt(ar), 1.0)
-        fx, fy = rng.uniform(0, 1 - bw), rng.uniform(0, 1 - bh)
-        cw, ch = max(int(bw * width), 1), max(int(bh * height), 1)
-        x0, y0 = min(int(fx * width), width - cw), min(int(fy * height), height - ch)
-        crop = (x0, y0, x0 + cw, y0 + ch)
-        if not sampler.constrained or len(b) == 0:
-            return crop
-        iou = box_iou(np.array([crop], dtype=np.float64), b)[0]
-        ok = np.ones(len(b), dtype=bool)
-        if sampler.min_iou is not None:
-            ok &= iou >= sampler.min_iou
-        if sampler.max_iou is not None:
-            ok &= iou <= sampler.max_iou
-        if ok.any():
-            return crop
-    return None
+    if max_trials < 1:
+        return None
+    # All trials are drawn at once (one vectorized IoU instead of a Python loop
+    # of up to 50); the first accepted one is returned, as in Caffe's loop.
+    n = 1 if not sampler.constrained or len(b) == 0 else max_trials
+    scale = rng.uniform(sampler.min_scale, sampler.max_scale, n)
+    min_ar = np.maximum(sampler.min_aspect_ratio, scale ** 2)
+    max_ar = np.minimum(sampler.max_aspect_ratio, 1 / scale ** 2)
+    ar = rng.uniform(min_ar, max_ar)
+    bw, bh = np.minimum(scale * np.sqrt(ar), 1.0), np.minimum(scale / np.sqrt(ar), 1.0)
+    fx, fy = rng.uniform(0, 1 - bw), rng.uniform(0, 1 - bh)
+    cw = np.maximum((bw * width).astype(np.int64), 1)
+    ch = np.maximum((bh * height).astype(np.int64), 1)
+    x0 = np.minimum((fx * width).astype(np.int64), width - cw)
+    y0 = np.minimum((fy * height).astype(np.int64), height - ch)
+    crops = np.stack([x0, y0, x0 + cw, y0 + ch], axis=1)
+    if n == 1:
+        return tuple(int(v) for v in crops[0])
+    iou = box_iou(crops.astype(np.float64), b)  # (trials, boxes)
+    ok = np.ones(iou.shape, dtype=bool)
+    if sampler.min_iou is not None:
+        ok &= iou >= sampler.min_iou
+    if sampler.max_iou is not None:
+        ok &= iou <= sampler.max_iou
+    accepted = np.flatnonzero(ok.any(axis=1))
+    if len(accepted) == 0:
+        return None
+    return tuple(int(v) for v in crops[accepted[0]])
 
 
 def random_crop(image: ArrayLike, boxes: ArrayLike, labels: ArrayLike, rng: np.random.Generator,
