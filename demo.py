@@ -1,7 +1,14 @@
 """Detect objects in images with a trained SSD checkpoint.
 
+    python demo.py                      # the embedded synthetic model on the bundled scenes
     python demo.py --prefix model/ssd --epoch 12 --images dog.jpg,street.jpg --out-dir out
     python demo.py --prefix model/ssd --dir photos --ext .png --save-json dets.json
+
+With no ``--prefix``, the model is the small one shipped in
+``assets/synthetic_model`` (MobileNet-0.25 SSD256 trained by ``train.py`` on
+the synthetic shapes set; see the README), and with neither ``--images`` nor
+``--dir`` it runs on the scenes in ``assets/demo_images`` and writes
+annotated pictures and ``detections.json`` to ``demo_output/``.
 
 Flags follow mxnet-ssd's ``demo.py``. The network, input size and class names
 come from the checkpoint's ``PREFIX-config.json``; ``--network``,
@@ -27,6 +34,11 @@ if TYPE_CHECKING:
 from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
 
 _PROG = "demo.py"
+_ASSETS = Path(__file__).resolve().parent / "assets"
+#: The embedded model (epoch 0 of this prefix) and the scenes it is shown on.
+EMBEDDED_PREFIX = _ASSETS / "synthetic_model" / "ssd_synthetic"
+EMBEDDED_IMAGES = _ASSETS / "demo_images"
+DEFAULT_OUT_DIR = "demo_output"
 
 
 
@@ -66,12 +78,14 @@ def _int_at_least(low: int):
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=_PROG, description="Detect objects in images with a trained SSD checkpoint.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", help="comma-separated image files")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", help="comma-separated image files (default, without --prefix: "
+                                      "the bundled synthetic scenes)")
     src.add_argument("--dir", help="directory of images (not recursive)")
     p.add_argument("--ext", default=None, help="image extension with --dir (default .jpg)")
-    p.add_argument("--prefix", required=True,
-                   help="checkpoint prefix: PREFIX-EPOCH.params and PREFIX-config.json")
+    p.add_argument("--prefix", default=None,
+                   help="checkpoint prefix: PREFIX-EPOCH.params and PREFIX-config.json "
+                        "(default: the embedded synthetic-shapes model)")
     p.add_argument("--epoch", type=_int_at_least(0), default=0, help="checkpoint epoch (default: 0)")
     p.add_argument("--network", default=None, help="network name (default: from the checkpoint config)")
     p.add_argument("--data-shape", type=_int_at_least(32), default=None,
@@ -91,13 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="suppress overlapping boxes across classes (default: the checkpoint's)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=1,
                    help="images per forward pass (default: 1)")
-    p.add_argument("--out-dir", default=None, help="save annotated images here as NAME-detections.png")
-    p.add_argument("--save-json", default=None, metavar="FILE", help="write all detections to this JSON file")
+    p.add_argument("--out-dir", default=None,
+                   help=f"save annotated images here as NAME-detections.png (default: none; "
+                        f"{DEFAULT_OUT_DIR} when run on the bundled scenes)")
+    p.add_argument("--save-json", default=None, metavar="FILE",
+                   help=f"write all detections to this JSON file (default: none; "
+                        f"{DEFAULT_OUT_DIR}/detections.json on the bundled scenes)")
     p.add_argument("--show", action=argparse.BooleanOptionalAction, default=False,
                    help="show each annotated image in a window (default: off)")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="logging verbosity, on stderr (default: WARNING)")
     return p
+
+
+def _apply_defaults(args: argparse.Namespace) -> None:
+    """The embedded model without ``--prefix``; the bundled scenes, saved into
+    ``demo_output/``, when no image is named either."""
+    if args.images is None and args.dir is None:
+        if args.prefix is not None:
+            raise UsageError("one of the arguments --images --dir is required with --prefix")
+        if args.ext is not None:
+            raise UsageError("--ext only applies with --dir")
+        args.dir = str(EMBEDDED_IMAGES)
+        args.out_dir = args.out_dir or DEFAULT_OUT_DIR
+        args.save_json = args.save_json or os.path.join(args.out_dir, "detections.json")
+    if args.prefix is None:
+        if not _params_file(EMBEDDED_PREFIX, 0).is_file():
+            raise UsageError(f"the embedded model is missing ({_params_file(EMBEDDED_PREFIX, 0)}); "
+                             f"give --prefix")
+        args.prefix, args.epoch = str(EMBEDDED_PREFIX), 0
+
+
+def _params_file(prefix: Path, epoch: int) -> Path:
+    """``PREFIX-EPOCH.params`` (the checkpoint naming of :mod:`symbol.checkpoint`)."""
+    return Path(f"{prefix}-{epoch:04d}.params")
 
 
 def _image_paths(args: argparse.Namespace) -> list[str]:
@@ -137,6 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _apply_defaults(args)
         paths = _image_paths(args)
         class_names = parse_class_names(args.class_names)
         _output_checks(args)

@@ -25,28 +25,11 @@ import sys
 import time
 from typing import Any, Optional, Sequence, TextIO
 
-from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error
 
 _PROG = "evaluate.py"
 _METRICS = ("voc07", "voc10", "coco")
 _NMS_MODES = ("multibox", "caffe")  # symbol.detection.NMS_MODES, without importing MXNet
-
-
-def _number(kind, low=None, high=None, low_open=False):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        if low is not None and (value <= low if low_open else value < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
-        return value
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--prefix", help="checkpoint prefix: PREFIX-EPOCH.params and PREFIX-config.json")
     src.add_argument("--detections", metavar="FILE", help="score the detections saved in FILE instead "
                                                           "of running a model")
-    p.add_argument("--epoch", type=_number(int, 0), default=0, help="checkpoint epoch (default: 0)")
+    p.add_argument("--epoch", type=number(int, 0), default=0, help="checkpoint epoch (default: 0)")
     p.add_argument("--network", default=None, help="network name (default: from the checkpoint config)")
-    p.add_argument("--data-shape", type=_number(int, 32), default=None,
+    p.add_argument("--data-shape", type=number(int, 32), default=None,
                    help="input size (default: from the checkpoint config)")
     p.add_argument("--dataset", choices=("voc", "folder", "coco", "rec"), default="voc",
                    help="dataset format (default: voc)")
@@ -74,18 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-names", default=None,
                    help="comma-separated class names, or a file with one name per line (default: the "
                         "checkpoint's; in file mode the dataset's)")
-    p.add_argument("--batch-size", type=_number(int, 1), default=8, help="images per forward (default: 8)")
+    p.add_argument("--batch-size", type=number(int, 1), default=8, help="images per forward (default: 8)")
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (the default)")
     dev.add_argument("--gpus", default=None, metavar="ID",
                      help="run on this GPU (needs mxnet-cu112); of a list, the first is used")
-    p.add_argument("--nms", type=_number(float, 0.0, 1.0, low_open=True), default=None,
+    p.add_argument("--nms", type=number(float, 0.0, 1.0, strict=True), default=None,
                    help="NMS overlap threshold (default: the checkpoint's, normally 0.45)")
-    p.add_argument("--nms-topk", type=_number(int, 1), default=None,
+    p.add_argument("--nms-topk", type=number(int, 1), default=None,
                    help="boxes considered by NMS (default: the checkpoint's, normally 400)")
-    p.add_argument("--keep-topk", type=_number(int, 1), default=None,
+    p.add_argument("--keep-topk", type=number(int, 1), default=None,
                    help="detections kept per image (default: the checkpoint's, normally 200)")
-    p.add_argument("--thresh", type=_number(float, 0.0, 1.0), default=0.01,
+    p.add_argument("--thresh", type=number(float, 0.0, 1.0), default=0.01,
                    help="score threshold of the detections (default: 0.01)")
     p.add_argument("--nms-mode", choices=_NMS_MODES, default=None,
                    help="multibox: MXNet's MultiBoxDetection (each prior votes for its best class, "
@@ -97,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=_METRICS, default=None,
                    help="voc07 (11-point), voc10 (area) or coco (default: coco for --dataset coco, "
                         "else voc07)")
-    p.add_argument("--overlap", type=_number(float, 0.0, 1.0), default=0.5,
+    p.add_argument("--overlap", type=number(float, 0.0, 1.0), default=0.5,
                    help="VOC metrics: IoU a detection needs, strictly above (default: 0.5)")
     p.add_argument("--use-difficult", action=argparse.BooleanOptionalAction, default=False,
                    help="VOC metrics: count difficult objects as ordinary ones (default: off, they "

@@ -27,5 +27,6 @@ setup(
         "scipy>=1.10,<1.14",
         "pandas>=1.5,<2.2",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    # grpcio-tools: its protoc checks that tools/caffe_converter/caffe_pb2.py is current.
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "grpcio-tools>=1.60"]},
 )

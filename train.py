@@ -43,26 +43,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error
 
 _PROG = "train.py"
 _DEFAULT_NETWORK = "vgg16_reduced"
 _DEFAULT_SHAPE = 300
-
-
-
-
-def _number(kind, low=None, strict=False):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if low is not None and (value <= low if strict else value < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
-        return value
-    return parse
 
 
 def _int_list(text: str) -> list[int]:
@@ -79,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=_PROG, description="Train an SSD detector.")
     p.add_argument("--network", default=None,
                    help=f"network name (default: {_DEFAULT_NETWORK}, or the --finetune checkpoint's)")
-    p.add_argument("--data-shape", type=_number(int, 32), default=None,
+    p.add_argument("--data-shape", type=number(int, 32), default=None,
                    help=f"input size (default: {_DEFAULT_SHAPE}, or the --finetune checkpoint's)")
     p.add_argument("--dataset", choices=("voc", "coco", "folder", "rec"), default="voc",
                    help="dataset format (default: voc)")
@@ -95,28 +80,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-set", default=None, help="validation image set (default: none)")
     p.add_argument("--class-names", default=None,
                    help="comma-separated class names, or a file with one name per line")
-    p.add_argument("--batch-size", type=_number(int, 1), default=32, help="images per batch (default: 32)")
-    p.add_argument("--lr", "--learning-rate", dest="lr", type=_number(float, 0, strict=True), default=0.001,
+    p.add_argument("--batch-size", type=number(int, 1), default=32, help="images per batch (default: 32)")
+    p.add_argument("--lr", "--learning-rate", dest="lr", type=number(float, 0, strict=True), default=0.001,
                    help="base learning rate (default: 0.001)")
     p.add_argument("--lr-steps", type=_int_list, default=[80, 100],
                    help="epochs at which the learning rate is multiplied by --lr-factor (default: 80,100)")
-    p.add_argument("--lr-factor", type=_number(float, 0, strict=True), default=0.1,
+    p.add_argument("--lr-factor", type=number(float, 0, strict=True), default=0.1,
                    help="learning rate decay factor (default: 0.1)")
-    p.add_argument("--warmup-epochs", type=_number(float, 0), default=0.0,
+    p.add_argument("--warmup-epochs", type=number(float, 0), default=0.0,
                    help="linear learning rate warm-up, in epochs (default: 0)")
-    p.add_argument("--momentum", type=_number(float, 0), default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--wd", type=_number(float, 0), default=0.0005, help="weight decay (default: 0.0005)")
+    p.add_argument("--momentum", type=number(float, 0), default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--wd", type=number(float, 0), default=0.0005, help="weight decay (default: 0.0005)")
     p.add_argument("--caffe-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="biases: twice the learning rate, no weight decay (default: on)")
-    p.add_argument("--begin-epoch", type=_number(int, 0), default=0, help="first epoch (default: 0)")
-    p.add_argument("--end-epoch", type=_number(int, 1), default=120, help="last epoch (default: 120)")
-    p.add_argument("--resume", type=_number(int, 1), default=None, metavar="EPOCH",
+    p.add_argument("--begin-epoch", type=number(int, 0), default=0, help="first epoch (default: 0)")
+    p.add_argument("--end-epoch", type=number(int, 1), default=120, help="last epoch (default: 120)")
+    p.add_argument("--resume", type=number(int, 1), default=None, metavar="EPOCH",
                    help="continue from PREFIX-EPOCH (weights, SGD state, step count)")
-    p.add_argument("--finetune", type=_number(int, 0), default=None, metavar="EPOCH",
+    p.add_argument("--finetune", type=number(int, 0), default=None, metavar="EPOCH",
                    help="start from FINETUNE_PREFIX-EPOCH with this run's classes (class heads "
                         "re-initialized, epoch 0, fresh optimizer)")
     p.add_argument("--finetune-prefix", default=None, metavar="PREFIX",
                    help="with --finetune: prefix of the source checkpoint (not --prefix)")
+    p.add_argument("--multiplier", type=number(float, 0, strict=True), default=None,
+                   help="width multiplier of mobilenet / ssdlite_mobilenetv2 (default: 1.0)")
     p.add_argument("--pretrained", default=None, metavar="PATH",
                    help="ImageNet .params file of the backbone")
     p.add_argument("--freeze", default=None, metavar="REGEX",
@@ -124,23 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--gpus", default=None, help="comma-separated GPU ids (needs mxnet-cu112)")
     dev.add_argument("--cpu", action="store_true", help="train on the CPU (the default)")
-    p.add_argument("--num-cpu-contexts", type=_number(int, 1), default=1,
+    p.add_argument("--num-cpu-contexts", type=number(int, 1), default=1,
                    help="with --cpu: split each batch over this many CPU contexts (default: 1)")
     p.add_argument("--kv-store", default="device",
                    choices=("local", "device", "dist_sync", "dist_device_sync"),
                    help="gradient aggregation (default: device); dist_* for several machines, "
                         "started with python -m mxnet.tools.launch (see the README)")
-    p.add_argument("--num-workers", type=_number(int, 0), default=0,
+    p.add_argument("--num-workers", type=number(int, 0), default=0,
                    help="data loading processes (default: 0)")
     p.add_argument("--prefix", default=os.path.join("model", "ssd"), help="checkpoint prefix (default: model/ssd)")
-    p.add_argument("--checkpoint-interval", type=_number(int, 1), default=1,
+    p.add_argument("--checkpoint-interval", type=number(int, 1), default=1,
                    help="save every N epochs (default: 1)")
-    p.add_argument("--val-interval", type=_number(int, 1), default=1,
+    p.add_argument("--val-interval", type=number(int, 1), default=1,
                    help="validate every N epochs (default: 1)")
-    p.add_argument("--frequent", type=_number(int, 0), default=20,
+    p.add_argument("--frequent", type=number(int, 0), default=20,
                    help="log speed, losses and the epoch's ETA every N batches (default: 20)")
     p.add_argument("--log", default=None, metavar="FILE", help="also write the log lines to FILE")
-    p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="random seed (default: 0)")
     return p
 
 
@@ -169,7 +156,8 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
         if os.path.abspath(args.finetune_prefix) == os.path.abspath(args.prefix):
             raise UsageError("--prefix must differ from --finetune-prefix (the new classes would "
                              "overwrite the source checkpoint's config)")
-        for flag, value in (("--resume", args.resume), ("--pretrained", args.pretrained)):
+        for flag, value in (("--resume", args.resume), ("--pretrained", args.pretrained),
+                            ("--multiplier", args.multiplier)):
             if value is not None:
                 raise UsageError(f"--finetune and {flag} cannot be combined")
         if args.begin_epoch:
@@ -248,7 +236,9 @@ def _build_net(args: argparse.Namespace, names: list[str], ctx):
     if args.finetune is None:
         args.network = args.network or _DEFAULT_NETWORK
         args.data_shape = args.data_shape or _DEFAULT_SHAPE
-        return get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained, ctx=ctx)
+        options = {} if args.multiplier is None else {"multiplier": args.multiplier}
+        return get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained, ctx=ctx,
+                         **options)
     config = read_config(args.finetune_prefix)
     if args.network is not None and args.network != config.network:
         raise ValueError(f"--network {args.network} but {args.finetune_prefix} is a {config.network} "

@@ -14,3 +14,28 @@ def fixtures_dir() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip(f"shared fixtures not found at {SHARED_FIXTURES}")
     return SHARED_FIXTURES
+
+
+def _write_voc_folder(root: Path, objects: dict, width: int, height: int, image_set: str = "test") -> Path:
+    import cv2
+    import numpy as np
+
+    from dataset.synthetic import write_voc_xml
+
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for image_id, objs in objects.items():
+        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.jpg"), np.full((height, width, 3), 127, np.uint8))
+        write_voc_xml(root / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", width, height,
+                      np.array([o[1] for o in objs]).reshape(-1, 4), [o[0] for o in objs],
+                      [o[2] for o in objs])
+    (root / "ImageSets" / "Main" / f"{image_set}.txt").write_text("\n".join(objects) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def voc_folder_writer():
+    """``write(root, objects, width, height, image_set="test") -> root``: a VOC-format folder of
+    blank ``width`` x ``height`` images; ``objects`` maps an image id to ``(class name,
+    0-based continuous corners, difficult)`` triples; every image is listed in the set."""
+    return _write_voc_folder

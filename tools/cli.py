@@ -6,6 +6,7 @@ Every script reports a bad command line or bad input as one line on stderr,
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
@@ -57,6 +58,29 @@ def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
         raise UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "
                          f"list or an existing file)")
     return names
+
+
+def number(kind: Callable[[str], Any], low: Optional[float] = None, high: Optional[float] = None,
+           strict: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite ``kind(text)`` (``int`` or ``float``) in a range.
+
+    ``low`` is a lower bound (exclusive when ``strict``), ``high`` an inclusive
+    upper bound; None means unbounded.
+    """
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+        if low is not None and (value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
+        return value
+    return parse
 
 
 def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from dataset.synthetic import write_voc_xml
 from dataset.voc import VOCFolder
 from evaluate.detector import Detection
 from evaluate.evaluation import (DetectionFileError, ImagePredictions, detect_reader, evaluate_detector,
@@ -26,22 +23,10 @@ OBJECTS = {
 }
 
 
-def write_voc_folder(root: Path, objects=OBJECTS, image_set: str = "test") -> Path:
-    """A VOC-format folder with blank W x H images and the given objects."""
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for image_id, objs in objects.items():
-        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.jpg"), np.full((H, W, 3), 127, np.uint8))
-        write_voc_xml(root / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", W, H,
-                      np.array([o[1] for o in objs]).reshape(-1, 4), [o[0] for o in objs],
-                      [o[2] for o in objs])
-    (root / "ImageSets" / "Main" / f"{image_set}.txt").write_text("\n".join(objects) + "\n")
-    return root
-
 
 @pytest.fixture
-def reader(tmp_path) -> VOCFolder:
-    return open_reader("folder", write_voc_folder(tmp_path / "voc"), "test", class_names=NAMES)
+def reader(tmp_path, voc_folder_writer) -> VOCFolder:
+    return open_reader("folder", voc_folder_writer(tmp_path / "voc", OBJECTS, W, H), "test", class_names=NAMES)
 
 
 def ground_truth_predictions(reader) -> list[ImagePredictions]:

@@ -208,11 +208,12 @@ def test_bad_flags(capsys, args, message):
     assert message in one_error_line(err)
 
 
-def test_missing_required_flags(capsys):
-    assert demo_main()(["--images", "a.jpg"]) == 1
-    assert "--prefix" in one_error_line(capsys.readouterr().err)
+def test_a_named_model_needs_named_images(capsys):
     assert demo_main()(["--prefix", "p"]) == 1
-    assert "one of the arguments --images --dir is required" in one_error_line(capsys.readouterr().err)
+    assert "one of the arguments --images --dir is required with --prefix" in \
+        one_error_line(capsys.readouterr().err)
+    assert demo_main()(["--ext", ".png"]) == 1  # the bundled scenes are not a --dir of the user's
+    assert "--ext only applies with --dir" in one_error_line(capsys.readouterr().err)
 
 
 def test_missing_directory(capsys, tmp_path):

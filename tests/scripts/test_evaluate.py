@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic, write_voc_xml
+from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("a", "b")
@@ -26,18 +25,6 @@ OBJECTS = {
     "a3": [],
 }
 
-
-def write_voc_folder(root: Path) -> Path:
-    """A VOC-format folder (test set = every image) with blank images and :data:`OBJECTS`."""
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for image_id, objs in OBJECTS.items():
-        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.jpg"), np.full((H, W, 3), 127, np.uint8))
-        write_voc_xml(root / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", W, H,
-                      np.array([o[1] for o in objs]).reshape(-1, 4), [o[0] for o in objs],
-                      [o[2] for o in objs])
-    (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(OBJECTS) + "\n")
-    return root
 
 
 def evaluate_main():
@@ -87,8 +74,8 @@ def prefix(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def voc(tmp_path) -> Path:
-    return write_voc_folder(tmp_path / "voc")
+def voc(tmp_path, voc_folder_writer) -> Path:
+    return voc_folder_writer(tmp_path / "voc", OBJECTS, W, H)
 
 
 def voc_record(image_id, name, box, score):
