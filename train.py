@@ -173,6 +173,9 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
                           f"({args.begin_epoch})")
     if args.pretrained is not None and not os.path.isfile(args.pretrained):
         raise UsageError(f"pretrained weights not found: {args.pretrained}")
+    if args.kv_store.startswith("dist") and "DMLC_ROLE" not in os.environ:
+        raise UsageError(f"--kv-store {args.kv_store} needs the processes that "
+                         f"'python -m tools.launch -n WORKERS ...' starts (no DMLC_ROLE in the environment)")
     if args.num_cpu_contexts > 1 and args.gpus is not None:
         raise UsageError("--num-cpu-contexts only applies with --cpu")
 

@@ -69,6 +69,7 @@ def test_train_then_resume(data_root, tmp_path):
     (["--resume", "5"], "--end-epoch (1) must be greater than the first epoch (5)"),
     (["--freeze", "^nothing$"], "matches no parameter"),
     (["--class-names", "a,,b"], "empty name"),
+    (["--kv-store", "dist_sync"], "needs the processes that 'python -m tools.launch"),
 ])
 def test_errors_are_one_line(data_root, tmp_path, args, message):
     base = {"--network": "mobilenet", "--data-shape": "96", "--dataset": "folder",
