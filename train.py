@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear learning rate warm-up, in epochs (default: 0)")
     p.add_argument("--momentum", type=number(float, 0), default=0.9, help="SGD momentum (default: 0.9)")
     p.add_argument("--wd", type=number(float, 0), default=0.0005, help="weight decay (default: 0.0005)")
+    p.add_argument("--expand", action=argparse.BooleanOptionalAction, default=True,
+                   help="Caffe's zoom-out augmentation, objects up to 4x smaller (default: on; "
+                        "--no-expand for datasets of small objects)")
     p.add_argument("--caffe-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="biases: twice the learning rate, no weight decay (default: on)")
     p.add_argument("--begin-epoch", type=number(int, 0), default=0, help="first epoch (default: 0)")
@@ -301,7 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             seed = args.seed * kv.num_workers + kv.rank  # distinct augmentation per worker
         mx.random.seed(args.seed)
         net = _build_net(args, names, ctx[0])
-        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed)
+        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed, expand=args.expand)
         train_loader = make_loader(train_set, args.batch_size, shuffle=True, num_workers=args.num_workers,
                                    last_batch="rollover")
         val_loader = None

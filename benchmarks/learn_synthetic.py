@@ -7,7 +7,7 @@ Three steps, each timed, all on this machine's CPU:
 
 1. ``tools.make_synthetic``: ``--num-images`` images of ``--image-size``
    pixels (80% train, 20% test), seeded by ``--seed``;
-2. ``train.py`` with :data:`RECIPE` (MobileNet-0.25 SSD256 from scratch,
+2. ``train.py`` with :data:`RECIPE` (MobileNet-0.25 SSD300 from scratch,
    SGD with warm-up and two steps; the recipe of the embedded demo model,
    see the README), in a subprocess, exactly as a user runs it;
 3. the last epoch's checkpoint scored on the test split with
@@ -38,10 +38,10 @@ _PROG = "learn_synthetic.py"
 REPO = Path(__file__).resolve().parents[1]
 
 #: train.py flags of the quick recipe (add --data-root, --prefix).
-RECIPE = ("--network", "mobilenet", "--multiplier", "0.25", "--data-shape", "256",
-          "--dataset", "folder", "--train-set", "train", "--val-set", "test", "--val-interval", "20",
-          "--batch-size", "32", "--lr", "0.02", "--warmup-epochs", "2", "--lr-steps", "42,54",
-          "--end-epoch", "60", "--num-workers", "2", "--checkpoint-interval", "20", "--frequent", "0",
+RECIPE = ("--network", "mobilenet", "--multiplier", "0.25", "--data-shape", "300", "--no-expand",
+          "--dataset", "folder", "--train-set", "train", "--val-set", "test", "--val-interval", "25",
+          "--batch-size", "32", "--lr", "0.04", "--warmup-epochs", "1", "--lr-steps", "35,45",
+          "--end-epoch", "50", "--num-workers", "2", "--checkpoint-interval", "25", "--frequent", "0",
           "--cpu", "--seed", "0")
 
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action=argparse.BooleanOptionalAction, default=False,
                    help="keep the work folder (default: off)")
     p.add_argument("--num-images", type=positive(int), default=1200, help="synthetic images (default: 1200)")
-    p.add_argument("--image-size", type=positive(int), default=256, help="their side (default: 256)")
+    p.add_argument("--image-size", type=positive(int), default=300, help="their side (default: 300)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic set (default: 1)")
     p.add_argument("--threads", type=positive(int), default=None,
                    help="OMP_NUM_THREADS (default: the environment's, else all cores)")

@@ -361,9 +361,12 @@ def _normalize(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def train_transform(image: ArrayLike, boxes: ArrayLike, labels: ArrayLike, size: int,
-                    rng: np.random.Generator
+                    rng: np.random.Generator, expand_image: bool = True
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Caffe SSD's training pipeline: distort, expand, crop, resize, flip.
+
+    ``expand_image=False`` skips the zoom-out (whose objects, up to 4 times
+    smaller, suit datasets of large objects) and draws nothing for it.
 
     Returns
     -------
@@ -371,7 +374,7 @@ def train_transform(image: ArrayLike, boxes: ArrayLike, labels: ArrayLike, size:
     NORMALIZED to [0, 1] by the output size; (K,) labels of the kept boxes.
     """
     img = photometric_distort(image, rng)
-    img, b = expand(img, boxes, rng)
+    img, b = expand(img, boxes, rng) if expand_image else (img, _boxes(boxes))
     img, b, lab = random_crop(img, b, labels, rng)
     img, b = resize(img, b, size, rng)
     img, b = hflip(img, b, rng)

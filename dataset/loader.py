@@ -132,14 +132,19 @@ class DetectionDataset(Dataset):
         :func:`dataset.augment.val_transform`.
     seed : int
         Base seed of the augmentation and of the loader's shuffling.
+    expand : bool
+        Training: include Caffe's zoom-out (``expand_image`` of
+        :func:`dataset.augment.train_transform`).
 
     ``ds[i]`` is ``(image (3, S, S) float32, label (K, 6) float32)`` (see the
     module docstring). ``ds[(epoch, i)]`` gives sample ``i`` of that epoch
     regardless of :attr:`epoch`; the loader uses this form.
     """
 
-    def __init__(self, reader: Sequence[Annotation], size: int, train: bool, seed: int = 0) -> None:
+    def __init__(self, reader: Sequence[Annotation], size: int, train: bool, seed: int = 0,
+                 expand: bool = True) -> None:
         self.reader = reader
+        self.expand = bool(expand)
         self.size = _check_int("size", size, 1)
         self.train = bool(train)
         self.seed = _check_int("seed", seed, 0)
@@ -179,7 +184,7 @@ class DetectionDataset(Dataset):
         order = np.arange(ann.num_objects, dtype=np.int64)
         if self.train:
             img, boxes, kept = augment.train_transform(image, ann.boxes, order, self.size,
-                                                       self.rng(epoch, index))
+                                                       self.rng(epoch, index), expand_image=self.expand)
         else:
             img, boxes, kept = augment.val_transform(image, ann.boxes, order, self.size)
         label = np.empty((len(kept), LABEL_WIDTH), dtype=np.float32)

@@ -200,21 +200,6 @@ PRESETS: dict[str, dict[int, Preset]] = {
         ),
     },
     "mobilenet": {
-        # A compact configuration for small inputs (the embedded synthetic
-        # model of the README's quick start): GluonCV's 512 layout at half
-        # the size, so priors start at a tenth of the image.
-        256: Preset(
-            data_shape=256,
-            sources=("conv11", "conv13"),
-            extras=(ExtraLayer(256, 512), ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256)),
-            min_sizes=(25.6, 51.2, 94.7, 138.2, 181.76, 225.3),
-            max_sizes=(51.2, 94.7, 138.2, 181.76, 225.3, 246.0),
-            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
-            steps=(16, 32, 64, 128, 256, 256),
-            normalization=(None,) * 6,
-            preprocess=IMAGENET,
-            batch_norm=True,
-        ),
         # chuanqi305/MobileNet-SSD (Caffe, BN folded into the convolutions).
         300: Preset(
             data_shape=300,

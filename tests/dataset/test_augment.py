@@ -411,3 +411,21 @@ def test_train_transform_on_a_real_sized_image():
         assert set(lab.tolist()) <= {11, 14}
         kept += len(b)
     assert kept > 0
+
+
+def test_train_transform_without_expansion_is_the_rest_of_the_pipeline():
+    """``expand_image=False`` runs distort, crop, resize and flip on the same random stream."""
+    image = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 70, 90], [80, 5, 150, 60]], np.float32)
+    labels = np.array([0, 1])
+    for seed in range(10):
+        img, b, lab = augment.train_transform(image, boxes, labels, 64, np.random.default_rng(seed),
+                                              expand_image=False)
+        rng = np.random.default_rng(seed)
+        ref = augment.photometric_distort(image, rng)
+        ref, rb, rlab = augment.random_crop(ref, boxes, labels, rng)
+        ref, rb = augment.resize(ref, rb, 64, rng)
+        ref, rb = augment.hflip(ref, rb, rng)
+        np.testing.assert_array_equal(img, ref)
+        np.testing.assert_array_equal(b, rb / 64)
+        np.testing.assert_array_equal(lab, rlab)

@@ -23,7 +23,6 @@ NUM_CLASSES = 3
 EXPECTED_PRIORS = {
     ("vgg16_reduced", 300): 8732,  # 38²·4 + 19²·6 + 10²·6 + 5²·6 + 3²·4 + 1²·4
     ("vgg16_reduced", 512): 24564,  # 64²·4 + 32²·6 + 16²·6 + 8²·6 + 4²·6 + 2²·4 + 1²·4
-    ("mobilenet", 256): 1536,  # 16²·4 + 8²·6 + 4²·6 + 2²·6 + 1²·4 + 1²·4
     ("mobilenet", 300): 1917,  # 19²·3 + 10²·6 + 5²·6 + 3²·6 + 2²·6 + 1²·6
     ("mobilenet", 512): 6132,  # 32²·4 + 16²·6 + 8²·6 + 4²·6 + 2²·4 + 1²·4
     ("resnet50", 512): 6132,  # 32²·4 + 16²·6 + 8²·6 + 4²·6 + 2²·4 + 1²·4
@@ -200,9 +199,9 @@ def test_exported_graph_loads_without_project_code(tmp_path):
     # conv4_3 50x50, fc7 25x25, extras 13, 7, 5, 3: 50²·4 + 25²·6 + 13²·6 + 7²·6 + 5²·4 + 3²·4.
     # First prior: min 30 of 300 (0.1 of the image), centred in the first of 50 cells.
     ("vgg16_reduced", 400, {}, 15194, (0.5 / 50, 0.1)),
-    # Nearest preset 300: conv11 18x18, conv13 9x9, extras 5, 3, 2, 1: 18²·3 + (9² + 5² + 3² + 2² + 1)·6.
-    # First prior: min 60 of 300 (0.2 of the image), centred in the first of 18 cells.
-    ("mobilenet", 280, {"multiplier": 0.25}, 1692, (0.5 / 18, 0.2)),
+    # conv11 16x16, conv13 8x8, extras 4, 2, 1, 1: 16²·3 + (8² + 4² + 2² + 1 + 1)·6.
+    # First prior: min 60 of 300 (0.2 of the image), centred in the first of 16 cells.
+    ("mobilenet", 256, {"multiplier": 0.25}, 1284, (0.5 / 16, 0.2)),
 ])
 def test_non_preset_data_shape_scales_sizes(name, size, kwargs, n, first):
     net = _build(name, size, **kwargs)
@@ -342,7 +341,6 @@ _IMAGENET = ((R - 123.675) / 58.395, (G - 116.28) / 57.12, (B - 103.53) / 57.375
 EXPECTED_PREPROCESSED = {
     ("vgg16_reduced", 300): _CAFFE_VGG,
     ("vgg16_reduced", 512): _CAFFE_VGG,
-    ("mobilenet", 256): _IMAGENET,
     ("mobilenet", 300): _CAFFE_MOBILENET,
     ("mobilenet", 512): _IMAGENET,
     ("resnet50", 512): _IMAGENET,
