@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear learning rate warm-up, in epochs (default: 0)")
     p.add_argument("--momentum", type=number(float, 0), default=0.9, help="SGD momentum (default: 0.9)")
     p.add_argument("--wd", type=number(float, 0), default=0.0005, help="weight decay (default: 0.0005)")
+    p.add_argument("--augment", choices=("caffe", "photometric", "none"), default="caffe",
+                   help="training augmentation: Caffe SSD's (colour, zoom-out, min-IoU crops with "
+                        "aspect changes, flip), its shape-preserving part (colour, flip), or none "
+                        "(default: caffe)")
     p.add_argument("--expand", action=argparse.BooleanOptionalAction, default=True,
                    help="Caffe's zoom-out augmentation, objects up to 4x smaller (default: on; "
                         "--no-expand for datasets of small objects)")
@@ -107,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --finetune: prefix of the source checkpoint (not --prefix)")
     p.add_argument("--multiplier", type=number(float, 0, strict=True), default=None,
                    help="width multiplier of mobilenet / ssdlite_mobilenetv2 (default: 1.0)")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="mobilenet: batch norm after every convolution (GluonCV's layout; what training "
+                        "from scratch needs) or Caffe MobileNet-SSD's biased convolutions (default: the "
+                        "preset's: off at 300, on at 512)")
     p.add_argument("--pretrained", default=None, metavar="PATH",
                    help="ImageNet .params file of the backbone")
     p.add_argument("--freeze", default=None, metavar="REGEX",
@@ -160,7 +168,7 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
             raise UsageError("--prefix must differ from --finetune-prefix (the new classes would "
                              "overwrite the source checkpoint's config)")
         for flag, value in (("--resume", args.resume), ("--pretrained", args.pretrained),
-                            ("--multiplier", args.multiplier)):
+                            ("--multiplier", args.multiplier), ("--batch-norm", args.batch_norm)):
             if value is not None:
                 raise UsageError(f"--finetune and {flag} cannot be combined")
         if args.begin_epoch:
@@ -242,7 +250,8 @@ def _build_net(args: argparse.Namespace, names: list[str], ctx):
     if args.finetune is None:
         args.network = args.network or _DEFAULT_NETWORK
         args.data_shape = args.data_shape or _DEFAULT_SHAPE
-        options = {} if args.multiplier is None else {"multiplier": args.multiplier}
+        options = {k: v for k, v in (("multiplier", args.multiplier), ("batch_norm", args.batch_norm))
+                   if v is not None}
         return get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained, ctx=ctx,
                          **options)
     config = read_config(args.finetune_prefix)
@@ -304,7 +313,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             seed = args.seed * kv.num_workers + kv.rank  # distinct augmentation per worker
         mx.random.seed(args.seed)
         net = _build_net(args, names, ctx[0])
-        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed, expand=args.expand)
+        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed, expand=args.expand,
+                                     augment=args.augment)
         train_loader = make_loader(train_set, args.batch_size, shuffle=True, num_workers=args.num_workers,
                                    last_batch="rollover")
         val_loader = None

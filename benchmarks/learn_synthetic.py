@@ -84,12 +84,17 @@ def run(args: argparse.Namespace, work: Path) -> int:
                "--prefix", str(prefix)]
     print("train:", " ".join(command[1:]), flush=True)
     tic = time.perf_counter()
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its log lines as they come
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1, env=env) as proc:
+        tail: list[str] = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            tail = (tail + [line.rstrip()])[-5:]
+            if "Train-loss" in line or "Validation" in line:  # one line per epoch
+                print(line.rstrip(), flush=True)
     t_train = time.perf_counter() - tic
-    lines = [line for line in proc.stdout.splitlines() if "Train-loss" in line or "Validation" in line]
-    print("\n".join(lines[-4:]))
     if proc.returncode != 0:
-        print_error(_PROG, f"train.py failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        print_error(_PROG, f"train.py failed ({proc.returncode}): {' | '.join(tail)}")
         return 1
     print(f"training: {_minutes(t_train)}", flush=True)
 

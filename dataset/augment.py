@@ -381,6 +381,26 @@ def train_transform(image: ArrayLike, boxes: ArrayLike, labels: ArrayLike, size:
     return img, _normalize(b, size, size), lab
 
 
+def photometric_transform(image: ArrayLike, boxes: ArrayLike, labels: ArrayLike, size: int,
+                          rng: np.random.Generator
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shape-preserving part of Caffe's pipeline: distort colours, warp-resize
+    (random interpolation), flip. No crop or zoom, so a square stays a square:
+    for data whose classes differ by shape, such as :mod:`dataset.synthetic`.
+
+    Returns
+    -------
+    (image, boxes, labels): (size, size, 3) uint8 RGB; (N, 4) float32 corners
+    NORMALIZED to [0, 1]; a copy of ``labels``.
+    """
+    img = photometric_distort(image, rng)
+    b = _boxes(boxes)
+    lab = _labels(labels, len(b))
+    img, b = resize(img, b, size, rng)
+    img, b = hflip(img, b, rng)
+    return img, _normalize(b, size, size), lab.copy()
+
+
 def val_transform(image: ArrayLike, boxes: ArrayLike, labels: ArrayLike, size: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluation pipeline: bilinear warp to ``size`` x ``size`` only.

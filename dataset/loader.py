@@ -40,7 +40,10 @@ from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler
 from . import augment
 from .annotation import Annotation
 
-__all__ = ["DetectionDataset", "LABEL_WIDTH", "Shard", "batchify", "load_image", "make_loader"]
+__all__ = ["AUGMENTATIONS", "DetectionDataset", "LABEL_WIDTH", "Shard", "batchify", "load_image", "make_loader"]
+
+#: Training augmentations of :class:`DetectionDataset`.
+AUGMENTATIONS = ("caffe", "photometric", "none")
 
 #: Columns of a label row: class, xmin, ymin, xmax, ymax, difficult.
 LABEL_WIDTH = 6
@@ -135,6 +138,10 @@ class DetectionDataset(Dataset):
     expand : bool
         Training: include Caffe's zoom-out (``expand_image`` of
         :func:`dataset.augment.train_transform`).
+    augment : ``'caffe'``, ``'photometric'`` or ``'none'``
+        Training: Caffe SSD's pipeline (:func:`dataset.augment.train_transform`),
+        its shape-preserving part (:func:`dataset.augment.photometric_transform`),
+        or the validation warp only.
 
     ``ds[i]`` is ``(image (3, S, S) float32, label (K, 6) float32)`` (see the
     module docstring). ``ds[(epoch, i)]`` gives sample ``i`` of that epoch
@@ -142,9 +149,12 @@ class DetectionDataset(Dataset):
     """
 
     def __init__(self, reader: Sequence[Annotation], size: int, train: bool, seed: int = 0,
-                 expand: bool = True) -> None:
+                 expand: bool = True, augment: str = "caffe") -> None:
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
         self.reader = reader
         self.expand = bool(expand)
+        self.augment = augment
         self.size = _check_int("size", size, 1)
         self.train = bool(train)
         self.seed = _check_int("seed", seed, 0)
@@ -182,9 +192,12 @@ class DetectionDataset(Dataset):
         # Transform object indices instead of labels: the kept indices then
         # select both the class and the difficult flag of each surviving box.
         order = np.arange(ann.num_objects, dtype=np.int64)
-        if self.train:
+        if self.train and self.augment == "caffe":
             img, boxes, kept = augment.train_transform(image, ann.boxes, order, self.size,
                                                        self.rng(epoch, index), expand_image=self.expand)
+        elif self.train and self.augment == "photometric":
+            img, boxes, kept = augment.photometric_transform(image, ann.boxes, order, self.size,
+                                                             self.rng(epoch, index))
         else:
             img, boxes, kept = augment.val_transform(image, ann.boxes, order, self.size)
         label = np.empty((len(kept), LABEL_WIDTH), dtype=np.float32)

@@ -429,3 +429,21 @@ def test_train_transform_without_expansion_is_the_rest_of_the_pipeline():
         np.testing.assert_array_equal(img, ref)
         np.testing.assert_array_equal(b, rb / 64)
         np.testing.assert_array_equal(lab, rlab)
+
+
+def test_photometric_transform_keeps_every_box_and_its_shape():
+    """Colour, warp and flip only: every box survives, scaled to the output and possibly mirrored."""
+    image = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 70, 90], [80, 5, 150, 60]], np.float32)
+    expected = boxes / np.array([160, 120, 160, 120], np.float32)
+    mirrored = np.stack([1 - expected[:, 2], expected[:, 1], 1 - expected[:, 0], expected[:, 3]], axis=1)
+    flips = 0
+    for seed in range(12):
+        img, b, lab = augment.photometric_transform(image, boxes, np.array([0, 2]), 64,
+                                                    np.random.default_rng(seed))
+        assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+        np.testing.assert_array_equal(lab, [0, 2])
+        flipped = not np.allclose(b, expected, atol=1e-6)
+        np.testing.assert_allclose(b, mirrored if flipped else expected, atol=1e-6)
+        flips += flipped
+    assert 0 < flips < 12

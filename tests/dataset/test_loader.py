@@ -244,3 +244,8 @@ def test_shards_are_disjoint_equal_parts():
         Shard(anns[:1], 2, 0)
     with pytest.raises(ValueError, match="out of range"):
         Shard(anns, 3, 3)
+
+
+def test_unknown_augmentation_is_refused():
+    with pytest.raises(ValueError, match="augment must be one of"):
+        DetectionDataset([], 64, train=True, augment="mixup")
