@@ -5,7 +5,7 @@
     python demo.py --prefix model/ssd --dir photos --ext .png --save-json dets.json
 
 With no ``--prefix``, the model is the small one shipped in
-``assets/synthetic_model`` (MobileNet-0.25 SSD256 trained by ``train.py`` on
+``assets/synthetic_model`` (MobileNet-0.25 SSD300 trained by ``train.py`` on
 the synthetic shapes set; see the README), and with neither ``--images`` nor
 ``--dir`` it runs on the scenes in ``assets/demo_images`` and writes
 annotated pictures and ``detections.json`` to ``demo_output/``.

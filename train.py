@@ -252,8 +252,13 @@ def _build_net(args: argparse.Namespace, names: list[str], ctx):
         args.data_shape = args.data_shape or _DEFAULT_SHAPE
         options = {k: v for k, v in (("multiplier", args.multiplier), ("batch_norm", args.batch_norm))
                    if v is not None}
-        return get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained, ctx=ctx,
-                         **options)
+        net = get_model(args.network, args.data_shape, len(names), pretrained_base=args.pretrained, ctx=ctx,
+                        **options)
+        if net.build_args["kwargs"].get("batch_norm") is False and args.pretrained is None:
+            logging.getLogger("train").warning(
+                "%s at %d uses Caffe MobileNet-SSD's layout without batch norm, which hardly trains from "
+                "scratch: add --batch-norm, or --pretrained", args.network, args.data_shape)
+        return net
     config = read_config(args.finetune_prefix)
     if args.network is not None and args.network != config.network:
         raise ValueError(f"--network {args.network} but {args.finetune_prefix} is a {config.network} "

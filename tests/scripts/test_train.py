@@ -51,6 +51,7 @@ def test_train_then_resume(data_root, tmp_path):
     text = log.read_text()
     assert "Epoch[1] Batch [1/2]" in text and "eta=" in text and "Epoch[2] Train-loss=" in text and "Validation-voc07=" in text
     assert "Epoch[2] Train-loss=" in proc.stdout  # the console shows the same lines
+    assert "without batch norm, which hardly trains from scratch: add --batch-norm" in text
     net, config = load_checkpoint(prefix, 2)
     assert config.class_names == ("circle", "square", "triangle") and config.data_shape == 96
     load_checkpoint(f"{prefix}-best", 0)
