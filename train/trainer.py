@@ -274,7 +274,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
     hybridize : hybridize the network and the loss.
     kvstore : gradient aggregation: ``None`` (``'device'``), a KVStore type, or a
         KVStore made with ``mx.kv.create``. With a distributed one
-        (``dist_sync``, started by ``python -m mxnet.tools.launch``) every
+        (``dist_sync``, started by ``python -m tools.launch``) every
         worker trains on its own part of the data (:class:`dataset.loader.Shard`,
         same number of batches everywhere), gradients are averaged over all
         workers' images, the starting weights are worker 0's, and only worker
