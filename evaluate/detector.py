@@ -18,7 +18,7 @@ import mxnet as mx
 import numpy as np
 
 from symbol.checkpoint import ModelConfig, load_checkpoint, write_json
-from symbol.ssd import SSD
+from symbol.ssd import SSDBase
 
 __all__ = ["Detection", "Detector", "ImageDetections", "load_image", "resolve_context", "save_json"]
 
@@ -140,7 +140,7 @@ class Detector:
 
     Parameters
     ----------
-    net : SSD
+    net : SSDBase
         The network; it is moved to ``ctx`` and hybridized with
         ``static_alloc`` and ``static_shape`` (so one detector owns it).
     config : ModelConfig
@@ -168,7 +168,7 @@ class Detector:
     values in 0..255, NCHW, and normalizes them itself.
     """
 
-    def __init__(self, net: SSD, config: ModelConfig, ctx: Optional[mx.Context] = None,
+    def __init__(self, net: SSDBase, config: ModelConfig, ctx: Optional[mx.Context] = None,
                  batch_size: int = 1, thresh: Optional[float] = None,
                  backend: Optional[str] = "auto") -> None:
         if not isinstance(batch_size, int) or batch_size < 1:

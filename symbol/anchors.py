@@ -38,7 +38,9 @@ class AnchorSpec:
 def anchor_specs(preset: Preset, data_shape: int) -> list[AnchorSpec]:
     """Per-source MultiBoxPrior settings for ``preset`` at input size ``data_shape``.
 
-    Sizes are fractions of the input, so they scale with it. The preset's
+    Sizes are fractions of the input (the preset's own ``sizes``, or its
+    pixel ``min_sizes`` / ``max_sizes`` divided by its ``data_shape``), so they
+    scale with it. The preset's
     pixel steps hold only at the preset's own size; at any other size the
     step is the input size divided by the feature-map size (MultiBoxPrior's
     default), which is what the steps approximate.
@@ -46,8 +48,11 @@ def anchor_specs(preset: Preset, data_shape: int) -> list[AnchorSpec]:
     side = float(preset.data_shape)
     specs = []
     for i in range(preset.num_sources):
-        lo, hi = preset.min_sizes[i], preset.max_sizes[i]
-        sizes = (lo / side,) if hi is None else (lo / side, math.sqrt(lo * hi) / side)
+        if preset.sizes is not None:
+            sizes = tuple(float(s) for s in preset.sizes[i])
+        else:
+            lo, hi = preset.min_sizes[i], preset.max_sizes[i]
+            sizes = (lo / side,) if hi is None else (lo / side, math.sqrt(lo * hi) / side)
         ratios = [1.0]
         for r in preset.ratios[i]:
             ratios += [float(r), 1.0 / r]

@@ -36,9 +36,9 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
 
-from .factory import get_model
+from .factory import CAFFE_GRAPH, get_model, model_names
 from .presets import Preprocessing, find_preset, network_names
-from .ssd import SSD
+from .ssd import SSDBase
 
 __all__ = ["FORMAT_VERSION", "ModelConfig", "atomic_path", "config_path", "load_checkpoint",
            "params_path", "read_config", "save_checkpoint", "write_json"]
@@ -46,7 +46,9 @@ __all__ = ["FORMAT_VERSION", "ModelConfig", "atomic_path", "config_path", "load_
 logger = logging.getLogger(__name__)
 
 #: Version of the ``PREFIX-config.json`` layout; bumped on incompatible changes.
-FORMAT_VERSION = 1
+#: Version 2 added ``layout``; a config without one is written as version 1,
+#: which older code reads alike.
+FORMAT_VERSION = 2
 _FORMAT_NAME = "mxnet-ssd-gluon checkpoint"
 NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress", "nms_mode")
 _CONFIG_OVERRIDES = ("network", "data_shape", "class_names", "preprocess", "backbone_kwargs")
@@ -74,7 +76,8 @@ class ModelConfig:
     Attributes
     ----------
     network : str
-        One of :func:`symbol.network_names`.
+        One of :func:`symbol.factory.model_names`: a preset network, or
+        ``'caffe'`` (a converted Caffe graph, given by ``layout``).
     data_shape : int
         Input side length.
     class_names : tuple of str
@@ -86,8 +89,13 @@ class ModelConfig:
         ``multiplier`` and ``batch_norm``). Read-only.
     nms : mapping
         Decoding defaults, keyword arguments of :meth:`SSD.set_nms`. Read-only.
+    layout : mapping, optional
+        The model's own layout when it is not the preset table's (see
+        :func:`symbol.get_model`): a converted Caffe graph for ``'caffe'``, or
+        the preset of a model converted from another implementation.
     version : int
-        Format version the config was written with.
+        Format version the config was written with (default: the one it will
+        be written with, 1 without a layout, else :data:`FORMAT_VERSION`).
     """
 
     network: str
@@ -96,11 +104,21 @@ class ModelConfig:
     preprocess: Preprocessing
     backbone_kwargs: Mapping[str, Any] = field(default_factory=dict)
     nms: Mapping[str, Any] = field(default_factory=dict)
-    version: int = FORMAT_VERSION
+    layout: Optional[Mapping[str, Any]] = None
+    version: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if self.network not in network_names():
-            raise ValueError(f"unknown network {self.network!r}; valid names: {', '.join(network_names())}")
+        if self.network not in model_names():
+            raise ValueError(f"unknown network {self.network!r}; valid names: {', '.join(model_names())}")
+        if self.layout is not None:
+            if not isinstance(self.layout, Mapping):
+                raise ValueError(f"layout must be a JSON object, got {type(self.layout).__name__}")
+            try:  # a private deep copy, which must be plain JSON
+                object.__setattr__(self, "layout", json.loads(json.dumps(self.layout)))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"layout is not plain JSON data ({err})") from None
+        elif self.network == CAFFE_GRAPH:
+            raise ValueError(f"network {CAFFE_GRAPH!r} needs its layout (the converted Caffe graph)")
         if not isinstance(self.data_shape, int) or isinstance(self.data_shape, bool) or self.data_shape < 32:
             raise ValueError(f"data_shape must be an integer of at least 32, got {self.data_shape!r}")
         if isinstance(self.class_names, str) or not isinstance(self.class_names, Sequence):
@@ -126,6 +144,8 @@ class ModelConfig:
         unknown = sorted(set(self.nms) - set(NMS_KEYS))
         if unknown:
             raise ValueError(f"unknown nms settings {unknown}; valid: {', '.join(NMS_KEYS)}")
+        if self.version is None:
+            object.__setattr__(self, "version", 1 if self.layout is None else FORMAT_VERSION)
         if not isinstance(self.version, int) or self.version < 1:
             raise ValueError(f"version must be a positive integer, got {self.version!r}")
         if self.version > FORMAT_VERSION:
@@ -142,7 +162,7 @@ class ModelConfig:
         return len(self.class_names)
 
     @classmethod
-    def from_net(cls, net: SSD, class_names: Sequence[str]) -> "ModelConfig":
+    def from_net(cls, net: SSDBase, class_names: Sequence[str]) -> "ModelConfig":
         """The config of a network built by :func:`symbol.get_model`.
 
         Raises
@@ -162,14 +182,18 @@ class ModelConfig:
                              f"{net.num_classes} classes; pass exactly one name per class")
         return cls(network=args["network"], data_shape=int(args["data_shape"]),
                    class_names=tuple(class_names), preprocess=Preprocessing.from_dict(args["preprocess"]),
-                   backbone_kwargs=dict(args["kwargs"]), nms=dict(net.nms_config))
+                   backbone_kwargs=dict(args["kwargs"]), nms=dict(net.nms_config),
+                   layout=args.get("layout"))
 
     def to_dict(self) -> dict:
         """A JSON-serializable dict (the body of ``PREFIX-config.json``)."""
-        return {"format": _FORMAT_NAME, "version": self.version, "network": self.network,
-                "data_shape": self.data_shape, "num_classes": self.num_classes,
-                "class_names": list(self.class_names), "preprocess": self.preprocess.to_dict(),
-                "backbone_kwargs": dict(self.backbone_kwargs), "nms": dict(self.nms)}
+        d = {"format": _FORMAT_NAME, "version": self.version if self.layout is None else FORMAT_VERSION,
+             "network": self.network, "data_shape": self.data_shape, "num_classes": self.num_classes,
+             "class_names": list(self.class_names), "preprocess": self.preprocess.to_dict(),
+             "backbone_kwargs": dict(self.backbone_kwargs), "nms": dict(self.nms)}
+        if self.layout is not None:
+            d["layout"] = json.loads(json.dumps(self.layout))
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
@@ -189,12 +213,12 @@ class ModelConfig:
         if "format" in d and d["format"] != _FORMAT_NAME:
             raise ValueError(f"not a {_FORMAT_NAME} config (format is {d['format']!r})")
         unknown = sorted(set(d) - {"format", "version", "num_classes", "network", "data_shape",
-                                   "class_names", "preprocess", "backbone_kwargs", "nms"})
+                                   "class_names", "preprocess", "backbone_kwargs", "nms", "layout"})
         if unknown:
             logger.warning("ignoring unknown config fields %s", unknown)
         config = cls(network=d["network"], data_shape=d["data_shape"], class_names=d["class_names"],
                      preprocess=d["preprocess"], backbone_kwargs=d.get("backbone_kwargs", {}),
-                     nms=d.get("nms", {}), version=d.get("version", FORMAT_VERSION))
+                     nms=d.get("nms", {}), layout=d.get("layout"), version=d.get("version"))
         if "num_classes" in d and d["num_classes"] != config.num_classes:
             raise ValueError(f"num_classes is {d['num_classes']!r} but there are "
                              f"{config.num_classes} class_names")
@@ -204,7 +228,7 @@ class ModelConfig:
         """A copy with some fields changed (validated again)."""
         fields = {"network": self.network, "data_shape": self.data_shape, "class_names": self.class_names,
                   "preprocess": self.preprocess, "backbone_kwargs": dict(self.backbone_kwargs),
-                  "nms": dict(self.nms), "version": self.version}
+                  "nms": dict(self.nms), "layout": self.layout, "version": self.version}
         fields.update(changes)
         return ModelConfig(**fields)
 
@@ -271,12 +295,12 @@ def write_json(path: PathLike, data: Any) -> None:
 
 
 # ---------------------------------------------------------------------- save / load
-def save_checkpoint(net: SSD, prefix: PathLike, epoch: int, class_names: Sequence[str]) -> tuple[Path, Path]:
+def save_checkpoint(net: SSDBase, prefix: PathLike, epoch: int, class_names: Sequence[str]) -> tuple[Path, Path]:
     """Write ``PREFIX-EPOCH.params`` and ``PREFIX-config.json`` atomically.
 
     Parameters
     ----------
-    net : SSD
+    net : SSDBase
         Built by :func:`symbol.get_model` (its ``build_args`` are recorded).
     prefix : str or path
         Path prefix; its parent directory is created.
@@ -334,7 +358,7 @@ def read_config(prefix: PathLike) -> ModelConfig:
 
 
 def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] = None,
-                    **overrides: Any) -> tuple[SSD, ModelConfig]:
+                    **overrides: Any) -> tuple[SSDBase, ModelConfig]:
     """Rebuild the network of a checkpoint and load its weights.
 
     Parameters
@@ -357,7 +381,7 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
 
     Returns
     -------
-    (net, config) : (SSD, ModelConfig)
+    (net, config) : (SSDBase, ModelConfig)
         The network, initialized on ``ctx`` and not hybridized, and its
         effective configuration (overrides applied).
 
@@ -390,7 +414,7 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
 
     ctx = ctx or mx.cpu()
     try:
-        net = get_model(config.network, config.data_shape, config.num_classes,
+        net = get_model(config.network, config.data_shape, config.num_classes, layout=config.layout,
                         preprocess=config.preprocess, ctx=ctx, **dict(config.backbone_kwargs),
                         **dict(config.nms))
     except TypeError as err:  # a backbone option its builder does not take

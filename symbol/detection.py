@@ -1,7 +1,7 @@
 """Inference-time decoding: softmax, MultiBoxDetection, NMS, top-k, all in the graph."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from mxnet.gluon import HybridBlock
 
@@ -43,12 +43,21 @@ class DetectionOutput(HybridBlock):
     and the ``keep_topk`` best survivors over all classes are returned (boxes
     clipped to [0, 1] on output). ``force_suppress`` makes the NMS
     class-agnostic here too.
+
+    ``variances`` are the box coder's (center x, center y, width, height)
+    scales, :data:`VARIANCES` unless the model was trained with others (a
+    Caffe model's PriorBox ``variance``).
     """
 
     def __init__(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
                  thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox",
-                 num_classes: Optional[int] = None, **kwargs) -> None:
+                 num_classes: Optional[int] = None, variances: Sequence[float] = VARIANCES,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        v = tuple(float(x) for x in variances)
+        if len(v) != 4 or min(v) <= 0:
+            raise ValueError(f"variances must be 4 positive numbers, got {tuple(variances)}")
+        self.variances = v
         # Bounds the candidates of nms_mode 'caffe' with force_suppress
         # (num_classes * nms_topk), so that box_nms's pairwise pass skips the rest.
         self.num_classes = num_classes
@@ -84,7 +93,7 @@ class DetectionOutput(HybridBlock):
         cls_prob = F.transpose(F.softmax(cls_preds, axis=-1), axes=(0, 2, 1))
         det = F.contrib.MultiBoxDetection(cls_prob, box_preds, anchors, clip=True,
                                           threshold=self.thresh, nms_threshold=self.nms_thresh,
-                                          force_suppress=self.force_suppress, variances=VARIANCES,
+                                          force_suppress=self.force_suppress, variances=self.variances,
                                           nms_topk=self.nms_topk)
         # MultiBoxDetection leaves suppressed rows (class -1) in place; move the
         # survivors to the front by score (no further suppression) ... Rows of
@@ -107,7 +116,7 @@ class DetectionOutput(HybridBlock):
         """Caffe's DetectionOutput: candidates are (class, anchor) pairs."""
         scores = F.transpose(F.slice_axis(F.softmax(cls_preds, axis=-1), axis=2, begin=1, end=None),
                              axes=(0, 2, 1))  # (B, C, N)
-        boxes = _decode(F, box_preds, anchors)  # (B, N, 4), not clipped (as Caffe)
+        boxes = _decode(F, box_preds, anchors, self.variances)  # (B, N, 4), not clipped (as Caffe)
         ids = F.broadcast_like(F.reshape(F.contrib.arange_like(scores, axis=1), shape=(1, -1, 1)), scores)
         boxes = F.broadcast_like(F.expand_dims(boxes, axis=1), F.expand_dims(scores, axis=-1),
                                  lhs_axes=(1,), rhs_axes=(1,))  # (B, C, N, 4)
@@ -137,16 +146,16 @@ class DetectionOutput(HybridBlock):
         return F.concat(head, coords, dim=-1)
 
 
-def _decode(F, box_preds, anchors):
-    """Caffe CENTER_SIZE decoding with :data:`VARIANCES`: (B, N * 4) offsets and
+def _decode(F, box_preds, anchors, variances):
+    """Caffe CENTER_SIZE decoding with ``variances``: (B, N * 4) offsets and
     (1, N, 4) corner anchors -> (B, N, 4) corner boxes."""
     pred = F.reshape(box_preds, shape=(0, -1, 4))
     ax0, ay0, ax1, ay1 = F.split(anchors, num_outputs=4, axis=-1)
     aw, ah = ax1 - ax0, ay1 - ay0
     acx, acy = (ax0 + ax1) * 0.5, (ay0 + ay1) * 0.5
     dx, dy, dw, dh = F.split(pred, num_outputs=4, axis=-1)
-    cx = F.broadcast_add(F.broadcast_mul(dx * VARIANCES[0], aw), acx)
-    cy = F.broadcast_add(F.broadcast_mul(dy * VARIANCES[1], ah), acy)
-    hw = F.broadcast_mul(F.exp(dw * VARIANCES[2]), aw) * 0.5
-    hh = F.broadcast_mul(F.exp(dh * VARIANCES[3]), ah) * 0.5
+    cx = F.broadcast_add(F.broadcast_mul(dx * variances[0], aw), acx)
+    cy = F.broadcast_add(F.broadcast_mul(dy * variances[1], ah), acy)
+    hw = F.broadcast_mul(F.exp(dw * variances[2]), aw) * 0.5
+    hh = F.broadcast_mul(F.exp(dh * variances[3]), ah) * 0.5
     return F.concat(cx - hw, cy - hh, cx + hw, cy + hh, dim=-1)

@@ -4,17 +4,18 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import mxnet as mx
 
 from .anchors import anchor_specs
-from .presets import Preprocessing, find_preset, network_names
-from .ssd import SSD
+from .presets import CAFFE_VGG, Preprocessing, Preset, find_preset, network_names
+from .ssd import SSD, SSDBase
 
-__all__ = ["get_model", "network_names", "NETWORKS"]
+__all__ = ["CAFFE_GRAPH", "get_model", "model_names", "network_names", "NETWORKS"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,26 +40,42 @@ NETWORKS: dict[str, NetworkDef] = {
 }
 assert sorted(NETWORKS) == network_names(), "NETWORKS and PRESETS must name the same networks"
 
+#: The network that executes a Caffe deploy graph (its ``layout``) rather than a preset.
+CAFFE_GRAPH = "caffe"
+
 _NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress", "nms_mode")
 
 
+def model_names() -> list[str]:
+    """Every network name a checkpoint may record: :func:`network_names` and
+    :data:`CAFFE_GRAPH`."""
+    return network_names() + [CAFFE_GRAPH]
+
+
 def get_model(name: str, data_shape: int, num_classes: int, *,
+              layout: Optional[Mapping[str, Any]] = None,
               pretrained_base: Optional[str] = None,
               preprocess: Union[Preprocessing, dict, None] = None,
-              ctx: Optional[mx.Context] = None, **kwargs: Any) -> SSD:
+              ctx: Optional[mx.Context] = None, **kwargs: Any) -> SSDBase:
     """Build an initialized SSD.
 
     Parameters
     ----------
     name : str
         One of :func:`network_names` (``vgg16_reduced``, ``resnet50``,
-        ``inceptionv3``, ``mobilenet``, ``ssdlite_mobilenetv2``).
+        ``inceptionv3``, ``mobilenet``, ``ssdlite_mobilenetv2``, ...), or
+        :data:`CAFFE_GRAPH` (``'caffe'``) with a Caffe graph as ``layout``.
     data_shape : int
         Input side length. The tuned presets are 300/512 (VGG16), 512
         (ResNet-50, Inception-v3), 300/512 (MobileNet) and 320 (SSDLite); any
         other size uses the nearest preset with sizes scaled to the input.
     num_classes : int
         Number of foreground classes.
+    layout : dict, optional
+        The model's own layout, as converted checkpoints record it: for a
+        preset network a :class:`Preset` (``Preset.to_dict()``) used instead of
+        the table's (priors or extra layers of another implementation); for
+        ``'caffe'`` the Caffe graph (see :mod:`symbol.caffe_graph`), required.
     pretrained_base : str, optional
         Local ``.params`` file with ImageNet weights for the backbone (see the
         backbone's ``build`` for the expected format). Random init otherwise.
@@ -74,8 +91,9 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
 
     Returns
     -------
-    SSD
-        Initialized on ``ctx``, not hybridized. ``net.build_args`` records the
+    SSDBase
+        An :class:`SSD` (a :class:`~symbol.caffe_graph.CaffeGraphSSD` for
+        ``'caffe'``), initialized on ``ctx``, not hybridized. ``net.build_args`` records the
         arguments needed to build it again (checkpoints store them).
 
     Raises
@@ -84,22 +102,56 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
         Unknown name (the message lists the valid ones), bad sizes, unknown
         options, or an input too small for the network.
     """
-    preset = find_preset(name, data_shape)  # raises for unknown names
+    if name == CAFFE_GRAPH:
+        if layout is None:
+            raise ValueError(f"network {CAFFE_GRAPH!r} runs a Caffe graph: pass its layout (a checkpoint "
+                             f"written by tools/caffe_converter/convert_model.py records it)")
+    else:
+        preset = find_preset(name, data_shape)  # raises for unknown names
+        if layout is not None:
+            preset = Preset.from_dict(layout)
     if not isinstance(data_shape, int) or data_shape < 32:
         raise ValueError(f"data_shape must be an integer of at least 32, got {data_shape!r}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     ctx = ctx or mx.cpu()
-    netdef = NETWORKS[name]
     nms_kwargs = {k: kwargs.pop(k) for k in _NMS_KEYS if k in kwargs}
+    if isinstance(preprocess, dict):
+        preprocess = Preprocessing.from_dict(preprocess)
+    if name == CAFFE_GRAPH:
+        if kwargs or pretrained_base:
+            raise ValueError(f"network {CAFFE_GRAPH!r} takes no backbone options or pretrained base, "
+                             f"got {sorted(kwargs) + (['pretrained_base'] if pretrained_base else [])}")
+        from .caffe_graph import CaffeGraphSSD
+
+        preprocess = preprocess or CAFFE_VGG
+        net: SSDBase = CaffeGraphSSD(layout, num_classes, data_shape, preprocess, prefix="ssd_caffe_",
+                                     **nms_kwargs)
+        backbone_kwargs: dict = {}
+    else:
+        preprocess = preprocess or preset.preprocess
+        net, backbone_kwargs = _build_ssd(name, preset, data_shape, num_classes, preprocess, pretrained_base,
+                                          ctx, kwargs, nms_kwargs)
+    _initialize(net, name, data_shape, ctx)
+    net.build_args = {"network": name, "data_shape": data_shape, "num_classes": num_classes,
+                      "preprocess": preprocess.to_dict(),
+                      "kwargs": dict(backbone_kwargs),
+                      "layout": None if layout is None else json.loads(json.dumps(layout))}
+    logger.debug("built %s at %d with %d classes", name, data_shape, num_classes)
+    return net
+
+
+def _build_ssd(name: str, preset: Preset, data_shape: int, num_classes: int, preprocess: Preprocessing,
+               pretrained_base: Optional[str], ctx: mx.Context, kwargs: dict,
+               nms_kwargs: dict) -> tuple[SSD, dict]:
+    """The preset network ``name`` (backbone, extras, heads and priors of ``preset``)
+    and the backbone options it was built with."""
+    netdef = NETWORKS[name]
     backbone_kwargs = dict(kwargs)
     batch_norm = preset.batch_norm
     if netdef.tunable_batch_norm:
         batch_norm = bool(backbone_kwargs.pop("batch_norm", batch_norm))
         backbone_kwargs["batch_norm"] = batch_norm
-    if isinstance(preprocess, dict):
-        preprocess = Preprocessing.from_dict(preprocess)
-    preprocess = preprocess or preset.preprocess
 
     module = importlib.import_module(f"{__package__}.backbones.{netdef.backbone}")
     backbone = module.build(preset, pretrained_base=pretrained_base, ctx=ctx, **backbone_kwargs)
@@ -111,20 +163,20 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
               preprocess, preset.normalization, extra_style=extra_style,
               head_style=netdef.head_style, head_kernel=preset.head_kernel,
               prefix=f"ssd_{name}_", **nms_kwargs)
-    # Caffe's "xavier" filler; parameters loaded from pretrained_base keep their values.
+    return net, backbone_kwargs
+
+
+def _initialize(net: SSDBase, name: str, data_shape: int, ctx: mx.Context) -> None:
+    """Caffe's "xavier" filler for every parameter not set yet (parameters loaded
+    from a pretrained base keep their values), then the shapes."""
     xavier = mx.init.Xavier(rnd_type="uniform", factor_type="in", magnitude=3)
     for p in net.collect_params().values():
         if p._data is None and p._deferred_init == ():
             p.initialize(default_init=xavier, ctx=ctx)
     _finish_shapes(net, name, data_shape, ctx)
-    net.build_args = {"network": name, "data_shape": data_shape, "num_classes": num_classes,
-                      "preprocess": preprocess.to_dict(),
-                      "kwargs": {k: v for k, v in backbone_kwargs.items()}}
-    logger.debug("built %s at %d with %d classes", name, data_shape, num_classes)
-    return net
 
 
-def _finish_shapes(net: SSD, name: str, data_shape: int, ctx: mx.Context) -> None:
+def _finish_shapes(net: SSDBase, name: str, data_shape: int, ctx: mx.Context) -> None:
     """Infer every parameter shape from a dummy input, so that the network can be
     saved before its first forward; an input too small for the network fails here."""
     try:

@@ -12,8 +12,10 @@ prototxts, so the entries can be checked against them line by line.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 __all__ = ["ExtraLayer", "Preprocessing", "Preset", "PRESETS", "find_preset", "network_names"]
 
@@ -78,9 +80,6 @@ class Preset:
         implementation; the backbone builder maps them to its blocks).
     extras : tuple of ExtraLayer
         Layers appended after the last source, each one a further source.
-    min_sizes, max_sizes : tuple of float
-        Prior sizes in pixels per source; ``max_size`` None means no
-        ``sqrt(min * max)`` prior on that source.
     ratios : tuple of tuple of float
         Aspect ratios besides 1 per source; each is also used flipped (1/r).
     steps : tuple of float or None
@@ -89,6 +88,15 @@ class Preset:
         Initial scale of a learnable L2 normalization per source, None for none.
     preprocess : Preprocessing
         In-graph input normalization matching the backbone's weights.
+    min_sizes, max_sizes : tuple of float, optional
+        Prior sizes in pixels per source (Caffe's ``min_size`` / ``max_size``);
+        ``max_size`` None means no ``sqrt(min * max)`` prior on that source.
+    sizes : tuple of tuple of float, optional
+        The priors' sizes per source as fractions of the input, given directly
+        (mxnet-ssd's lists such as ``(0.1, 0.141)``): the first is the side of
+        the ratio-1 prior and of the ratio priors, each further one adds a
+        ratio-1 prior. Exactly one of ``sizes`` and ``min_sizes``/``max_sizes``
+        is given.
     batch_norm : bool
         Whether the extra layers (and backbones that allow the choice) use BN.
     head_kernel : int
@@ -100,28 +108,77 @@ class Preset:
     data_shape: int
     sources: tuple[str, ...]
     extras: tuple[ExtraLayer, ...]
-    min_sizes: tuple[float, ...]
-    max_sizes: tuple[Optional[float], ...]
     ratios: tuple[tuple[float, ...], ...]
     steps: Optional[tuple[float, ...]]
     normalization: tuple[Optional[float], ...]
     preprocess: Preprocessing
+    min_sizes: Optional[tuple[float, ...]] = None
+    max_sizes: Optional[tuple[Optional[float], ...]] = None
+    sizes: Optional[tuple[tuple[float, ...], ...]] = None
     batch_norm: bool = False
     head_kernel: int = 3
     offset: float = 0.5
 
     def __post_init__(self) -> None:
         n = len(self.sources) + len(self.extras)
-        for field in ("min_sizes", "max_sizes", "ratios", "normalization"):
+        if (self.sizes is None) == (self.min_sizes is None or self.max_sizes is None):
+            raise ValueError("a preset gives either sizes or both min_sizes and max_sizes")
+        fields = ["ratios", "normalization"] + (["sizes"] if self.sizes is not None
+                                                 else ["min_sizes", "max_sizes"])
+        for field in fields:
             if len(getattr(self, field)) != n:
                 raise ValueError(f"preset field {field} has {len(getattr(self, field))} entries, "
                                  f"expected {n} (one per source layer)")
+        if self.sizes is not None and any(len(s) == 0 or min(s) <= 0 for s in self.sizes):
+            raise ValueError(f"preset sizes must be non-empty lists of positive fractions, got {self.sizes}")
         if self.steps is not None and len(self.steps) != n:
             raise ValueError(f"preset field steps has {len(self.steps)} entries, expected {n}")
 
     @property
     def num_sources(self) -> int:
         return len(self.sources) + len(self.extras)
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable dict (a checkpoint's ``layout``); inverse of :meth:`from_dict`."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["extras"] = [dataclasses.asdict(e) for e in self.extras]
+        d["preprocess"] = self.preprocess.to_dict()
+        return json.loads(json.dumps(d))  # tuples -> lists
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Preset":
+        """Rebuild a preset written by :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            Missing, unknown or malformed fields (the message names them).
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a preset layout must be a JSON object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown preset layout fields {unknown}")
+
+        def nested(value, depth):
+            if value is None:
+                return None
+            if depth == 0:
+                return value
+            return tuple(nested(v, depth - 1) for v in value)
+        try:
+            kwargs = dict(d)
+            kwargs["sources"] = tuple(str(s) for s in d["sources"])
+            kwargs["extras"] = tuple(ExtraLayer(**dict(e)) for e in d.get("extras", ()))
+            for name, depth in (("ratios", 2), ("steps", 1), ("normalization", 1), ("min_sizes", 1),
+                                ("max_sizes", 1), ("sizes", 2)):
+                if name in kwargs:
+                    kwargs[name] = nested(kwargs[name], depth)
+            kwargs["preprocess"] = Preprocessing.from_dict(dict(d["preprocess"]))
+            return cls(**kwargs)
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"malformed preset layout ({type(err).__name__}: {err})") from None
 
 
 def _scales(min_scale: float, max_scale: float, n: int, side: int) -> tuple[tuple[float, ...], tuple[float, ...]]:

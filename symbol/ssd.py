@@ -17,11 +17,11 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock, nn
 
 from .anchors import AnchorGenerator, AnchorSpec
-from .detection import DetectionOutput
+from .detection import VARIANCES, DetectionOutput
 from .layers import Identity, L2Normalization, Preprocess, conv_block, separable_conv
 from .presets import ExtraLayer, Preprocessing
 
-__all__ = ["SSD"]
+__all__ = ["SSD", "SSDBase"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,86 +54,62 @@ def _head(in_channels: int, out_channels: int, style: str, kernel: int) -> Hybri
     return nn.Conv2D(out_channels, kernel, padding=kernel // 2, in_channels=in_channels)
 
 
-class SSD(HybridBlock):
-    """Single Shot MultiBox Detector.
+class SSDBase(HybridBlock):
+    """What every SSD of the project shares, whatever computes its predictions.
+
+    A subclass builds its layers and implements :meth:`_predict`, which maps
+    the preprocessed image to the raw predictions. This class switches between
+    the two modes (under ``autograd.is_training()`` the raw predictions, else
+    the decoded detections), owns the in-graph input normalization and the
+    decoding (:class:`DetectionOutput`), and exports the inference graph.
 
     Parameters
     ----------
-    backbone : HybridBlock
-        Maps the preprocessed image to a list of source feature maps; must
-        expose ``source_channels`` (channels of each map).
-    extras : sequence of ExtraLayer
-        Layers appended after the last backbone source, each a further source.
-    anchors : sequence of AnchorSpec
-        One per source (backbone sources then extras).
-    data_shape : int
-        Input side length the anchors were laid out for (used by :meth:`export`).
     num_classes : int
         Foreground classes; the class predictions have ``num_classes + 1``
         entries with background at index 0.
+    data_shape : int
+        Input side length the network was laid out for (used by :meth:`export`).
     preprocess : Preprocessing
         In-graph input normalization.
-    normalization : sequence of float or None
-        Initial L2-normalization scale per source (None: no normalization).
-    extra_style : {'plain', 'bn', 'ssdlite'}
-    head_style : {'conv', 'separable'}
-    head_kernel : int
-        Kernel of the ``conv`` heads.
     nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode
         Decoding defaults, see :meth:`set_nms`.
+    variances : four floats
+        The box coder's variances (training targets and decoding).
 
-    Input
-    -----
-    ``(B, 3, H, W)`` float RGB pixel values in 0..255.
-
-    Output
-    ------
-    Training: ``cls_preds (B, N, num_classes + 1)``, ``box_preds (B, N * 4)``
-    (Caffe's (dx, dy, dw, dh) encoding per anchor), ``anchors (1, N, 4)``
-    (normalized corners). Inference: ``(B, keep_topk, 6)`` rows
-    ``[class_id, score, xmin, ymin, xmax, ymax]``, normalized corners, sorted by
-    score, ``class_id`` -1 for empty rows.
+    Attributes
+    ----------
+    class_head_prefixes : tuple of str
+        Structural parameter-name prefixes of the per-class weights (what
+        fine-tuning to other classes re-initializes).
     """
 
-    def __init__(self, backbone: HybridBlock, extras: Sequence[ExtraLayer], anchors: Sequence[AnchorSpec],
-                 num_classes: int, data_shape: int, preprocess: Preprocessing,
-                 normalization: Sequence[Optional[float]], *, extra_style: str = "plain",
-                 head_style: str = "conv", head_kernel: int = 3, nms_thresh: float = 0.45,
-                 nms_topk: int = 400, keep_topk: int = 200, thresh: float = 0.01,
-                 force_suppress: bool = False, nms_mode: str = "multibox", **kwargs) -> None:
+    class_head_prefixes: tuple[str, ...] = ("class_heads.",)
+
+    def __init__(self, num_classes: int, data_shape: int, preprocess: Preprocessing, *,
+                 nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200, thresh: float = 0.01,
+                 force_suppress: bool = False, nms_mode: str = "multibox",
+                 variances: Sequence[float] = VARIANCES, **kwargs) -> None:
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-        if extra_style not in EXTRA_STYLES:
-            raise ValueError(f"extra_style must be one of {EXTRA_STYLES}, got {extra_style!r}")
-        if head_style not in HEAD_STYLES:
-            raise ValueError(f"head_style must be one of {HEAD_STYLES}, got {head_style!r}")
-        channels = list(backbone.source_channels) + [e.out for e in extras]
-        if not len(channels) == len(anchors) == len(normalization):
-            raise ValueError(f"{len(channels)} sources but {len(anchors)} anchor specs and "
-                             f"{len(normalization)} normalization entries")
         self.num_classes = num_classes
         self.data_shape = int(data_shape)
-        self.anchor_specs = tuple(anchors)
         self._traced_training: Optional[bool] = None
         with self.name_scope():
             self.detector = DetectionOutput(nms_thresh, nms_topk, keep_topk, thresh, force_suppress,
-                                            nms_mode, num_classes=num_classes)
+                                            nms_mode, num_classes=num_classes, variances=variances)
             self.preprocess = Preprocess(preprocess)
-            self.backbone = backbone
-            self.extras = nn.HybridSequential()
-            for i, spec in enumerate(extras):
-                self.extras.add(_extra_layer(spec, extra_style, channels[len(backbone.source_channels) + i - 1]))
-            self.norms = nn.HybridSequential()
-            for c, scale in zip(channels, normalization):
-                self.norms.add(L2Normalization(c, scale) if scale is not None else Identity())
-            self.class_heads = nn.HybridSequential()
-            self.box_heads = nn.HybridSequential()
-            self.anchor_generators = nn.HybridSequential()
-            for c, spec in zip(channels, anchors):
-                self.class_heads.add(_head(c, spec.num_anchors * (num_classes + 1), head_style, head_kernel))
-                self.box_heads.add(_head(c, spec.num_anchors * 4, head_style, head_kernel))
-                self.anchor_generators.add(AnchorGenerator(spec))
+
+    @property
+    def variances(self) -> tuple[float, float, float, float]:
+        """The box coder's variances (center x, center y, width, height)."""
+        return self.detector.variances
+
+    def _predict(self, F, x):
+        """The raw predictions ``(cls_preds, box_preds, anchors)`` of input ``x`` (RGB 0..255,
+        not yet preprocessed), as :class:`SSD` documents them."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ decoding
     def set_nms(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
@@ -173,21 +149,6 @@ class SSD(HybridBlock):
         norm uses its running statistics (a validation loss), nothing is cached."""
         return self._predict(mx.nd, x)
 
-    def _predict(self, F, x):
-        x = self.preprocess(x)
-        sources = list(self.backbone(x))
-        for extra in self.extras:
-            sources.append(extra(sources[-1]))
-        cls_preds, box_preds, anchors = [], [], []
-        for feat, norm, cls_head, box_head, gen in zip(sources, self.norms, self.class_heads,
-                                                        self.box_heads, self.anchor_generators):
-            feat = norm(feat)
-            cls_preds.append(F.flatten(F.transpose(cls_head(feat), axes=(0, 2, 3, 1))))
-            box_preds.append(F.flatten(F.transpose(box_head(feat), axes=(0, 2, 3, 1))))
-            anchors.append(gen(feat))
-        cls_preds = F.reshape(F.concat(*cls_preds, dim=1), shape=(0, -1, self.num_classes + 1))
-        return cls_preds, F.concat(*box_preds, dim=1), F.concat(*anchors, dim=1)
-
     def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
         """Write ``path-symbol.json`` and ``path-EPOCH.params`` of the inference graph.
 
@@ -214,3 +175,90 @@ class SSD(HybridBlock):
             except Exception:  # uninitialized parameter
                 continue
         return mx.cpu()
+
+
+class SSD(SSDBase):
+    """Single Shot MultiBox Detector built from a preset: backbone, extras, heads, priors.
+
+    Parameters
+    ----------
+    backbone : HybridBlock
+        Maps the preprocessed image to a list of source feature maps; must
+        expose ``source_channels`` (channels of each map).
+    extras : sequence of ExtraLayer
+        Layers appended after the last backbone source, each a further source.
+    anchors : sequence of AnchorSpec
+        One per source (backbone sources then extras).
+    data_shape : int
+        Input side length the anchors were laid out for (used by :meth:`export`).
+    num_classes : int
+        Foreground classes; the class predictions have ``num_classes + 1``
+        entries with background at index 0.
+    preprocess : Preprocessing
+        In-graph input normalization.
+    normalization : sequence of float or None
+        Initial L2-normalization scale per source (None: no normalization).
+    extra_style : {'plain', 'bn', 'ssdlite'}
+    head_style : {'conv', 'separable'}
+    head_kernel : int
+        Kernel of the ``conv`` heads.
+    **kwargs
+        Decoding defaults and variances, see :class:`SSDBase`.
+
+    Input
+    -----
+    ``(B, 3, H, W)`` float RGB pixel values in 0..255.
+
+    Output
+    ------
+    Training: ``cls_preds (B, N, num_classes + 1)``, ``box_preds (B, N * 4)``
+    (Caffe's (dx, dy, dw, dh) encoding per anchor), ``anchors (1, N, 4)``
+    (normalized corners). Inference: ``(B, keep_topk, 6)`` rows
+    ``[class_id, score, xmin, ymin, xmax, ymax]``, normalized corners, sorted by
+    score, ``class_id`` -1 for empty rows.
+    """
+
+    def __init__(self, backbone: HybridBlock, extras: Sequence[ExtraLayer], anchors: Sequence[AnchorSpec],
+                 num_classes: int, data_shape: int, preprocess: Preprocessing,
+                 normalization: Sequence[Optional[float]], *, extra_style: str = "plain",
+                 head_style: str = "conv", head_kernel: int = 3, **kwargs) -> None:
+        super().__init__(num_classes, data_shape, preprocess, **kwargs)
+        if extra_style not in EXTRA_STYLES:
+            raise ValueError(f"extra_style must be one of {EXTRA_STYLES}, got {extra_style!r}")
+        if head_style not in HEAD_STYLES:
+            raise ValueError(f"head_style must be one of {HEAD_STYLES}, got {head_style!r}")
+        channels = list(backbone.source_channels) + [e.out for e in extras]
+        if not len(channels) == len(anchors) == len(normalization):
+            raise ValueError(f"{len(channels)} sources but {len(anchors)} anchor specs and "
+                             f"{len(normalization)} normalization entries")
+        self.anchor_specs = tuple(anchors)
+        with self.name_scope():
+            self.backbone = backbone
+            self.extras = nn.HybridSequential()
+            for i, spec in enumerate(extras):
+                self.extras.add(_extra_layer(spec, extra_style, channels[len(backbone.source_channels) + i - 1]))
+            self.norms = nn.HybridSequential()
+            for c, scale in zip(channels, normalization):
+                self.norms.add(L2Normalization(c, scale) if scale is not None else Identity())
+            self.class_heads = nn.HybridSequential()
+            self.box_heads = nn.HybridSequential()
+            self.anchor_generators = nn.HybridSequential()
+            for c, spec in zip(channels, anchors):
+                self.class_heads.add(_head(c, spec.num_anchors * (num_classes + 1), head_style, head_kernel))
+                self.box_heads.add(_head(c, spec.num_anchors * 4, head_style, head_kernel))
+                self.anchor_generators.add(AnchorGenerator(spec))
+
+    def _predict(self, F, x):
+        x = self.preprocess(x)
+        sources = list(self.backbone(x))
+        for extra in self.extras:
+            sources.append(extra(sources[-1]))
+        cls_preds, box_preds, anchors = [], [], []
+        for feat, norm, cls_head, box_head, gen in zip(sources, self.norms, self.class_heads,
+                                                        self.box_heads, self.anchor_generators):
+            feat = norm(feat)
+            cls_preds.append(F.flatten(F.transpose(cls_head(feat), axes=(0, 2, 3, 1))))
+            box_preds.append(F.flatten(F.transpose(box_head(feat), axes=(0, 2, 3, 1))))
+            anchors.append(gen(feat))
+        cls_preds = F.reshape(F.concat(*cls_preds, dim=1), shape=(0, -1, self.num_classes + 1))
+        return cls_preds, F.concat(*box_preds, dim=1), F.concat(*anchors, dim=1)

@@ -44,7 +44,7 @@ from mxnet import autograd, gluon
 from symbol.checkpoint import atomic_path, load_checkpoint, params_path, save_checkpoint, write_json
 from symbol.factory import get_model
 from evaluate.metrics import VOCMetric, VOCResult
-from symbol.ssd import SSD
+from symbol.ssd import SSDBase
 
 from .loss import SSDMultiBoxLoss
 from .targets import SSDTargetGenerator
@@ -115,19 +115,17 @@ def format_duration(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------- fine-tuning
-#: Structural name prefix of the per-class weights (``SSD.class_heads``).
-_CLASS_HEADS = "class_heads."
-
-
 def finetune_model(prefix: PathLike, epoch: int, class_names: Sequence[str], *,
-                   data_shape: Optional[int] = None, ctx: Optional[mx.Context] = None) -> SSD:
+                   data_shape: Optional[int] = None, ctx: Optional[mx.Context] = None) -> SSDBase:
     """The network of checkpoint ``PREFIX-EPOCH`` rebuilt for ``class_names``.
 
     Network, backbone options, preprocessing and decoding settings come from
     ``PREFIX-config.json``; ``data_shape`` defaults to the checkpoint's. Every
-    weight is copied from the checkpoint except the class heads
-    (``net.class_heads``), whose shapes depend on the class count: they keep
-    the fresh Xavier initialization of :func:`symbol.get_model`.
+    weight is copied from the checkpoint except the class heads (the
+    parameters under ``net.class_head_prefixes``: ``SSD.class_heads``, or the
+    convolutions that feed a Caffe graph's class scores), whose shapes depend
+    on the class count: they keep the fresh Xavier initialization of
+    :func:`symbol.get_model`.
 
     Raises
     ------
@@ -141,11 +139,11 @@ def finetune_model(prefix: PathLike, epoch: int, class_names: Sequence[str], *,
         raise ValueError("fine-tuning needs at least one class name")
     ctx = ctx or mx.cpu()
     source, config = load_checkpoint(prefix, epoch, ctx=ctx)
-    net = get_model(config.network, data_shape or config.data_shape, len(class_names),
+    net = get_model(config.network, data_shape or config.data_shape, len(class_names), layout=config.layout,
                     preprocess=config.preprocess, ctx=ctx, **dict(config.backbone_kwargs), **dict(config.nms))
     old = source._collect_params_with_prefix()
     for name, param in net._collect_params_with_prefix().items():
-        if name.startswith(_CLASS_HEADS):
+        if name.startswith(tuple(net.class_head_prefixes)):
             continue
         if name not in old:
             raise ValueError(f"{params_path(prefix, epoch)} has no weight {name!r} for {config.network} "
@@ -162,7 +160,7 @@ def finetune_model(prefix: PathLike, epoch: int, class_names: Sequence[str], *,
 
 
 # ---------------------------------------------------------------------- parameters
-def _configure_params(net: SSD, freeze: Optional[str], caffe_bias: bool) -> list[str]:
+def _configure_params(net: SSDBase, freeze: Optional[str], caffe_bias: bool) -> list[str]:
     """Freeze the parameters whose name matches ``freeze`` (re.search); with
     ``caffe_bias`` biases get twice the learning rate and no weight decay.
     Returns the frozen names."""
@@ -185,7 +183,7 @@ def _configure_params(net: SSD, freeze: Optional[str], caffe_bias: bool) -> list
     return frozen
 
 
-def _weights_finite(net: SSD) -> bool:
+def _weights_finite(net: SSDBase) -> bool:
     for p in net.collect_params().values():
         data = p.list_data()[0]
         if not np.isfinite(float(mx.nd.sum(data * data).asscalar())):
@@ -194,7 +192,7 @@ def _weights_finite(net: SSD) -> bool:
 
 
 # ---------------------------------------------------------------------- checkpoints
-def _save(net: SSD, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
+def _save(net: SSDBase, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
           class_names: Sequence[str], step: int, lr: float, complete: bool) -> None:
     if not _weights_finite(net):
         raise NonFiniteLossError(f"the weights are not finite after {step} updates; checkpoint "
@@ -206,7 +204,7 @@ def _save(net: SSD, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
                {"epoch": epoch, "step": step, "lr": lr, "complete": complete})
 
 
-def _load_state(net: SSD, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
+def _load_state(net: SSDBase, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
                 ctx: list[mx.Context]) -> dict:
     files = (params_path(prefix, epoch), states_path(prefix, epoch), state_json_path(prefix, epoch))
     missing = [os.fspath(f) for f in files if not f.is_file()]
@@ -227,7 +225,7 @@ def _load_state(net: SSD, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
 
 
 # ---------------------------------------------------------------------- the loop
-def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix: PathLike,
+def fit(net: SSDBase, train_loader: Iterable, *, class_names: Sequence[str], prefix: PathLike,
         ctx: Optional[Sequence[mx.Context]] = None, val_loader: Optional[Iterable] = None,
         set_epoch: Optional[Callable[[int], None]] = None,
         lr: float = 0.001, lr_steps: Sequence[int] = (), lr_factor: float = 0.1,
@@ -243,7 +241,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
 
     Parameters
     ----------
-    net : SSD
+    net : SSDBase
         Built by :func:`symbol.get_model`; its parameters are moved to ``ctx``.
     train_loader : iterable of ``(images (B,3,S,S), labels (B,M,6))``
         e.g. :func:`dataset.loader.make_loader` with ``last_batch='rollover'``;
@@ -336,7 +334,7 @@ def fit(net: SSD, train_loader: Iterable, *, class_names: Sequence[str], prefix:
         state = _load_state(net, trainer, prefix, begin_epoch, ctx)
         step = int(state["step"])
         logger.info("resumed from %s at step %d", params_path(prefix, begin_epoch), step)
-    targets = SSDTargetGenerator(negative_mining_ratio=negative_mining_ratio)
+    targets = SSDTargetGenerator(negative_mining_ratio=negative_mining_ratio, variances=net.variances)
     loss_fn = SSDMultiBoxLoss(negative_mining_ratio=negative_mining_ratio)
     if hybridize:
         # Static memory: 8.1 s vs 9.8 s per batch-8 VGG300 step on 2 cores
@@ -432,7 +430,7 @@ def _forward_backward(net, targets, loss_fn, data, label, ctx) -> list[mx.nd.NDA
     return [p.as_in_context(mx.cpu()) for p in parts]
 
 
-def validation_loss(net: SSD, loader: Iterable, ctx: Sequence[mx.Context],
+def validation_loss(net: SSDBase, loader: Iterable, ctx: Sequence[mx.Context],
                     targets: Optional[SSDTargetGenerator] = None,
                     loss_fn: Optional[SSDMultiBoxLoss] = None) -> float:
     """Mean total loss per batch over ``loader``, batch norm in inference mode."""
@@ -451,7 +449,7 @@ def validation_loss(net: SSD, loader: Iterable, ctx: Sequence[mx.Context],
     return total / n
 
 
-def validate(net: SSD, loader: Iterable, ctx: Sequence[mx.Context], class_names: Sequence[str],
+def validate(net: SSDBase, loader: Iterable, ctx: Sequence[mx.Context], class_names: Sequence[str],
              metric: str = "voc07") -> VOCResult:
     """VOC mAP of ``net``'s detections (its own decoding settings) over ``loader``.
 
@@ -475,7 +473,7 @@ def validate(net: SSD, loader: Iterable, ctx: Sequence[mx.Context], class_names:
     return voc.get()
 
 
-def _save_best(net: SSD, prefix: PathLike, epoch: int, class_names: Sequence[str], metric: str,
+def _save_best(net: SSDBase, prefix: PathLike, epoch: int, class_names: Sequence[str], metric: str,
                value: float) -> None:
     if not _weights_finite(net):
         return

@@ -1,0 +1,117 @@
+"""Do two detectors agree? Pair the detections of a reference and of ours, per class.
+
+Used to prove that a converted model detects what its home framework detects
+(OpenCV dnn for Caffe files, MXNet's executor for mxnet-ssd symbols): every
+detection scoring at least ``thresh`` in either list must have a partner of the
+same class in the other, with IoU >= ``min_iou`` and a score within
+``score_tol``; none missing, none extra.
+
+>>> ref = np.array([[0, 0.9, 0.1, 0.1, 0.5, 0.5]])
+>>> match_detections(ref, ref.copy()).ok
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from symbol.boxes import box_iou
+
+__all__ = ["Parity", "match_detections"]
+
+
+@dataclass
+class Parity:
+    """The outcome of :func:`match_detections`.
+
+    Attributes
+    ----------
+    pairs : list of (reference row, our row)
+        Rows ``[class, score, x1, y1, x2, y2]`` paired by class and overlap.
+    missing : list of rows
+        Reference detections scoring ``>= thresh + score_tol`` that have no partner.
+    extra : list of rows
+        Our detections scoring ``>= thresh + score_tol`` that have no partner.
+    score_tol, min_iou : float
+        The tolerances :attr:`ok` applies.
+    """
+
+    pairs: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    extra: list = field(default_factory=list)
+    score_tol: float = 2e-3
+    min_iou: float = 0.97
+
+    @property
+    def max_score_diff(self) -> float:
+        """Largest ``|score difference|`` over the pairs (0 without pairs)."""
+        return max((abs(float(a[1]) - float(b[1])) for a, b in self.pairs), default=0.0)
+
+    @property
+    def worst_iou(self) -> float:
+        """Smallest IoU of a pair (1 without pairs)."""
+        return min((_iou(a, b) for a, b in self.pairs), default=1.0)
+
+    @property
+    def ok(self) -> bool:
+        """No detection missing or extra, every pair within the tolerances."""
+        return (not self.missing and not self.extra and self.max_score_diff <= self.score_tol
+                and self.worst_iou >= self.min_iou)
+
+    def summary(self) -> str:
+        """One line: counts and worst differences."""
+        return (f"{len(self.pairs)} matched, {len(self.missing)} missing, {len(self.extra)} extra; "
+                f"worst score difference {self.max_score_diff:.2e}, worst IoU {self.worst_iou:.6f}")
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(box_iou(np.asarray(a[2:6], np.float64)[None], np.asarray(b[2:6], np.float64)[None])[0, 0])
+
+
+def match_detections(reference: np.ndarray, ours: np.ndarray, thresh: float = 0.3,
+                     score_tol: float = 2e-3, min_iou: float = 0.97) -> Parity:
+    """Pair two detectors' detections of one image.
+
+    Parameters
+    ----------
+    reference, ours : (N, 6) and (M, 6) arrays
+        Rows ``[class_id, score, xmin, ymin, xmax, ymax]``, boxes as corners in
+        the same coordinates for both (normalized or pixels); rows of class -1
+        are ignored. Give rows down to ``thresh - score_tol``, so that a
+        detection just above the threshold in one list finds its partner just
+        below it in the other.
+    thresh : float
+        Detections scoring at least this must have a partner.
+    score_tol, min_iou : float
+        What :attr:`Parity.ok` accepts for a pair.
+
+    Returns
+    -------
+    Parity
+        Per class, reference rows in descending score each take the free row
+        of ours with the highest IoU (at least 0.5); a row scoring within
+        ``score_tol`` of ``thresh`` may stay unpaired.
+    """
+    reference = np.asarray(reference, np.float64).reshape(-1, 6)
+    ours = np.asarray(ours, np.float64).reshape(-1, 6)
+    result = Parity(score_tol=score_tol, min_iou=min_iou)
+    low, high = thresh - score_tol, thresh + score_tol
+    reference = reference[(reference[:, 0] >= 0) & (reference[:, 1] >= low)]
+    ours = ours[(ours[:, 0] >= 0) & (ours[:, 1] >= low)]
+    for cls in sorted(set(reference[:, 0].tolist()) | set(ours[:, 0].tolist())):
+        a = reference[reference[:, 0] == cls]
+        b = ours[ours[:, 0] == cls]
+        a = a[np.argsort(-a[:, 1], kind="stable")]
+        free = np.ones(len(b), bool)
+        iou = box_iou(a[:, 2:6], b[:, 2:6]) if len(a) and len(b) else np.zeros((len(a), len(b)))
+        for i, row in enumerate(a):
+            candidates = np.where(free, iou[i], -1.0)
+            j = int(np.argmax(candidates)) if len(b) else -1
+            if j >= 0 and candidates[j] >= 0.5:
+                free[j] = False
+                result.pairs.append((row, b[j]))
+            elif row[1] >= high:
+                result.missing.append(row)
+        result.extra.extend(row for row, f in zip(b, free) if f and row[1] >= high)
+    return result
