@@ -34,6 +34,7 @@ class NetworkDef:
 NETWORKS: dict[str, NetworkDef] = {
     "vgg16_reduced": NetworkDef("vgg"),
     "resnet50": NetworkDef("resnet"),
+    "resnet50_v2": NetworkDef("resnet_v2"),
     "inceptionv3": NetworkDef("inception"),
     "mobilenet": NetworkDef("mobilenet", tunable_batch_norm=True, scaled_extras=True),
     "ssdlite_mobilenetv2": NetworkDef("mobilenetv2", extra_style="ssdlite", head_style="separable"),
@@ -63,11 +64,11 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
     ----------
     name : str
         One of :func:`network_names` (``vgg16_reduced``, ``resnet50``,
-        ``inceptionv3``, ``mobilenet``, ``ssdlite_mobilenetv2``, ...), or
+        ``resnet50_v2``, ``inceptionv3``, ``mobilenet``, ``ssdlite_mobilenetv2``, ...), or
         :data:`CAFFE_GRAPH` (``'caffe'``) with a Caffe graph as ``layout``.
     data_shape : int
         Input side length. The tuned presets are 300/512 (VGG16), 512
-        (ResNet-50, Inception-v3), 300/512 (MobileNet) and 320 (SSDLite); any
+        (ResNet-50 v1 and v2, Inception-v3), 300/512 (MobileNet) and 320 (SSDLite); any
         other size uses the nearest preset with sizes scaled to the input.
     num_classes : int
         Number of foreground classes.

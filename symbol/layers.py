@@ -1,7 +1,7 @@
 """Small graph blocks shared by the SSD networks."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 from mxnet import init
 from mxnet.gluon import HybridBlock, nn
@@ -74,17 +74,23 @@ def _activation(act: Optional[str]) -> Optional[HybridBlock]:
     return nn.Activation(act)
 
 
-def conv_block(channels: int, kernel: int, stride: int = 1, pad: int = 0, *, groups: int = 1,
-               in_channels: int = 0, dilation: int = 1, batch_norm: bool = False, bn_eps: float = 1e-5,
-               bn_momentum: float = 0.9, act: Optional[str] = "relu",
+def conv_block(channels: int, kernel: Union[int, tuple[int, int]], stride: int = 1,
+               pad: Union[int, tuple[int, int]] = 0, *, groups: int = 1, in_channels: int = 0,
+               dilation: int = 1, batch_norm: bool = False, bn_eps: float = 1e-5, bn_momentum: float = 0.9,
+               bn_scale: bool = True, act: Optional[str] = "relu",
                prefix: Optional[str] = None) -> nn.HybridSequential:
-    """Conv (with bias unless followed by BN), optional BN, optional activation."""
+    """Conv (with bias unless followed by BN), optional BN, optional activation.
+
+    ``bn_scale=False`` fixes the BN's gamma at 1 (MXNet's ``fix_gamma``), as in
+    the Inception-v3 mxnet-ssd trained. ``kernel`` and ``pad`` may be
+    ``(height, width)`` pairs.
+    """
     block = nn.HybridSequential(prefix=prefix)
     with block.name_scope():
         block.add(nn.Conv2D(channels, kernel, strides=stride, padding=pad, dilation=dilation,
                             groups=groups, in_channels=in_channels, use_bias=not batch_norm))
         if batch_norm:
-            block.add(nn.BatchNorm(epsilon=bn_eps, momentum=bn_momentum))
+            block.add(nn.BatchNorm(epsilon=bn_eps, momentum=bn_momentum, scale=bn_scale))
         a = _activation(act)
         if a is not None:
             block.add(a)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-__all__ = ["ExtraLayer", "Preprocessing", "Preset", "PRESETS", "find_preset", "network_names"]
+__all__ = ["ExtraLayer", "MXNET_SSD", "Preprocessing", "Preset", "PRESETS", "find_preset", "mxnet_ssd_sizes",
+           "network_names"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Preprocessing:
 CAFFE_VGG = Preprocessing(mean=(104.0, 117.0, 123.0), bgr=True)
 CAFFE_MOBILENET = Preprocessing(mean=(127.5,) * 3, std=(1.0 / 0.007843,) * 3, bgr=True)
 IMAGENET = Preprocessing(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
+#: mxnet-ssd fed every network RGB pixels minus (123, 117, 104), unscaled.
+MXNET_SSD = Preprocessing(mean=(123.0, 117.0, 104.0))
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,37 @@ def _scales(min_scale: float, max_scale: float, n: int, side: int) -> tuple[tupl
     return tuple(side * m / 100.0 for m in mins[:n]), tuple(side * m / 100.0 for m in maxs[:n])
 
 
+def _float32(x: float) -> float:
+    """The shortest decimal that is ``x`` in single precision (what MXNet's
+    operators, which parse their float arguments as float32, see of it)."""
+    single = struct.unpack("f", struct.pack("f", x))[0]
+    for digits in range(1, 10):
+        value = float(f"{single:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", value))[0] == single:
+            return value
+    return single
+
+
+def mxnet_ssd_sizes(min_scale: float, max_scale: float, n: int) -> tuple[tuple[float, float], ...]:
+    """mxnet-ssd's ``get_scales``: per-layer prior sizes as fractions of the input.
+
+    Caffe's rule (see :func:`_scales`) in fractions, each layer's pair being
+    ``(min, sqrt(min * max))`` with the square root rounded to single
+    precision as mxnet-ssd computed it (``np.single``).
+    """
+    lo, hi = int(min_scale * 100), int(max_scale * 100)
+    step = (hi - lo) // (n - 2)
+    mins = [int(100 * min_scale / 2.0) / 100.0] + [r / 100.0 for r in range(lo, hi + 1, step)]
+    maxs = [min_scale] + [(r + step) / 100.0 for r in range(lo, hi + 1, step)]
+    return tuple((lo_, _float32(math.sqrt(lo_ * hi_))) for lo_, hi_ in zip(mins[:n], maxs[:n]))
+
+
 _R2 = (2.0,)
 _R23 = (2.0, 3.0)
 _MXSSD_EXTRAS = (ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(64, 128))
 _MXSSD_MIN, _MXSSD_MAX = _scales(0.2, 0.9, 6, 512)
+# mxnet-ssd's own extra layers: the 1x1 convs have max(128, out // 2) filters.
+_MXSSD_OWN_EXTRAS = (ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(128, 128))
 
 PRESETS: dict[str, dict[int, Preset]] = {
     # Caffe SSD300 / SSD512 (weiliu89/caffe, VOC0712), VGG16 with fc6/fc7 reduced.
@@ -228,7 +260,8 @@ PRESETS: dict[str, dict[int, Preset]] = {
             preprocess=CAFFE_VGG,
         ),
     },
-    # mxnet-ssd's ResNet-50 SSD512: end of stage 3 (_plus12) and stage 4 (_plus15).
+    # ResNet-50 v1 SSD512 in mxnet-ssd's layout (GluonCV-style backbone): end of
+    # stage 3 and stage 4.
     "resnet50": {
         512: Preset(
             data_shape=512,
@@ -242,18 +275,31 @@ PRESETS: dict[str, dict[int, Preset]] = {
             preprocess=IMAGENET,
         ),
     },
-    # mxnet-ssd's Inception-v3 SSD512: outputs of mixed_7 and mixed_10.
+    # mxnet-ssd's ResNet-50 SSD512 (released VOC model): pre-activation ResNet-50,
+    # raw residual sums at the end of stage 3 (_plus12) and stage 4 (_plus15).
+    "resnet50_v2": {
+        512: Preset(
+            data_shape=512,
+            sources=("stage3", "stage4"),
+            extras=_MXSSD_OWN_EXTRAS,
+            sizes=mxnet_ssd_sizes(0.2, 0.9, 6),
+            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
+            steps=None,
+            normalization=(None,) * 6,
+            preprocess=MXNET_SSD,
+        ),
+    },
+    # mxnet-ssd's Inception-v3 SSD512 (released VOC model): outputs of mixed_7 and mixed_10.
     "inceptionv3": {
         512: Preset(
             data_shape=512,
             sources=("mixed_7", "mixed_10"),
-            extras=_MXSSD_EXTRAS,
-            min_sizes=_MXSSD_MIN,
-            max_sizes=_MXSSD_MAX,
+            extras=_MXSSD_OWN_EXTRAS,
+            sizes=mxnet_ssd_sizes(0.2, 0.9, 6),
             ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
             steps=None,
             normalization=(None,) * 6,
-            preprocess=IMAGENET,
+            preprocess=MXNET_SSD,
         ),
     },
     "mobilenet": {
