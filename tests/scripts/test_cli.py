@@ -49,7 +49,7 @@ def test_benchmark_network_lists() -> None:
     assert parse_networks("vgg16_reduced") == [("vgg16_reduced", 300), ("vgg16_reduced", 512)]
     assert parse_networks("vgg16_reduced", "first") == [("vgg16_reduced", 300)]
     assert parse_networks("mobilenet:256, mobilenet:256") == [("mobilenet", 256)]
-    assert len(parse_networks(None)) == 7  # every preset of symbol.presets.PRESETS
+    assert len(parse_networks(None)) == 8  # every preset of symbol.presets.PRESETS
     for text, message in (("foo", "unknown network"), ("mobilenet:x", "bad size"),
                           ("mobilenet:16", "at least 32"), (",", "no network")):
         with pytest.raises(UsageError, match=message):

@@ -26,6 +26,7 @@ EXPECTED_PRIORS = {
     ("mobilenet", 300): 1917,  # 19²·3 + 10²·6 + 5²·6 + 3²·6 + 2²·6 + 1²·6
     ("mobilenet", 512): 6132,  # 32²·4 + 16²·6 + 8²·6 + 4²·6 + 2²·4 + 1²·4
     ("resnet50", 512): 6132,  # 32²·4 + 16²·6 + 8²·6 + 4²·6 + 2²·4 + 1²·4
+    ("resnet50_v2", 512): 6132,  # 32²·4 + 16²·6 + 8²·6 + 4²·6 + 2²·4 + 1²·4
     ("inceptionv3", 512): 5186,  # 30²·4 + 14²·6 + 7²·6 + 4²·6 + 2²·4 + 1²·4
     ("ssdlite_mobilenetv2", 320): 3234,  # (20² + 10² + 5² + 3² + 2² + 1²)·6
 }
@@ -34,6 +35,7 @@ EXPECTED_PRIORS = {
 SMALL = {
     "vgg16_reduced": (300, {}),
     "resnet50": (256, {}),
+    "resnet50_v2": (256, {}),
     "inceptionv3": (256, {}),
     "mobilenet": (300, {"multiplier": 0.25}),
     "ssdlite_mobilenetv2": (320, {"multiplier": 0.25}),
@@ -117,6 +119,84 @@ def test_ssdlite_priors_in_caffe_order():
     np.testing.assert_allclose(anchors[0:6], _caffe_priors(8, 8, 48, 100, (2, 3), 320), atol=1e-6)
     np.testing.assert_allclose(anchors[6:12], _caffe_priors(24, 8, 48, 100, (2, 3), 320), atol=1e-6)
     np.testing.assert_allclose(anchors[-6:], _caffe_priors(160, 160, 304, 320, (2, 3), 320), atol=1e-6)
+
+
+def _mxnet_ssd_priors(cx: float, cy: float, sizes: tuple[float, ...], ratios: tuple[float, ...]) -> np.ndarray:
+    """MultiBoxPrior at one location (normalized): each size with ratio 1, then each
+    ratio with the first size."""
+    boxes = [(s, s) for s in sizes] + [(sizes[0] * math.sqrt(r), sizes[0] / math.sqrt(r)) for r in ratios]
+    return np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] for w, h in boxes])
+
+
+@pytest.mark.parametrize("name", ["resnet50_v2", "inceptionv3"])
+def test_mxnet_ssd_priors(name):
+    """mxnet-ssd's get_scales(0.2, 0.9, 6) sizes, the square roots in single precision, and
+    steps of image size / feature size."""
+    net = _build(name, 512)
+    with autograd.train_mode():
+        anchors = net(_pixels(512))[2].asnumpy()[0]
+    first = 32 if name == "resnet50_v2" else 30  # first source's map side
+    c = 0.5 / first
+    np.testing.assert_allclose(anchors[0:4], _mxnet_ssd_priors(c, c, (0.1, 0.14142136), (2, 0.5)), atol=1e-6)
+    np.testing.assert_allclose(anchors[4:8], _mxnet_ssd_priors(3 * c, c, (0.1, 0.14142136), (2, 0.5)),
+                               atol=1e-6)
+    start = first * first * 4
+    side = 16 if name == "resnet50_v2" else 14
+    np.testing.assert_allclose(anchors[start:start + 6],
+                               _mxnet_ssd_priors(0.5 / side, 0.5 / side, (0.2, 0.2720294), (2, 0.5, 3, 1 / 3)),
+                               atol=1e-6)
+    np.testing.assert_allclose(anchors[-4:], _mxnet_ssd_priors(0.5, 0.5, (0.88, 0.9612492), (2, 0.5)), atol=1e-6)
+
+
+def _batch_norms(block) -> list:
+    found = []
+    block.apply(lambda b: found.append(b) if isinstance(b, gluon.nn.BatchNorm) else None)
+    return found
+
+
+def _poolings(block) -> list[tuple[str, str]]:
+    """(pool_type, node name) of every Pooling node in the block's graph, in order."""
+    import json
+
+    graph = json.loads(mx.sym.Group(block(mx.sym.var("data"))).tojson())
+    return [(n["attrs"]["pool_type"], n["name"]) for n in graph["nodes"] if n["op"] == "Pooling"]
+
+
+def test_inceptionv3_is_mxnet_ssds():
+    """Fixed-gamma BN with epsilon 1e-3 after every conv, no conv bias, a max pool in
+    mixed_10's pool branch, mxnet-ssd's extra layers (128 filters in the last 1x1)."""
+    net = _build("inceptionv3", 256)
+    bns = _batch_norms(net.backbone)
+    assert len(bns) == 94
+    assert all(b._kwargs["fix_gamma"] and b._kwargs["eps"] == 1e-3 for b in bns)
+    assert all(p.grad_req == "null" for b in bns for p in [b.gamma])
+    convs = [p for k, p in net.backbone._collect_params_with_prefix().items() if k.endswith(".0.weight")]
+    assert len(convs) == 94 and not any(k.endswith("bias") for k in net.backbone._collect_params_with_prefix())
+    pools = _poolings(net.backbone)
+    assert [t for t, _ in pools].count("max") == 5 and [t for t, _ in pools].count("avg") == 8
+    assert pools[-1][0] == "max" and pools[-2][0] == "avg"  # mixed_10's, then mixed_9's
+    assert [e[0].weight.shape[0] for e in [block[0] for block in net.extras]] == [256, 128, 128, 128]
+    assert "mixed_10.tower_1_mixed_conv_1.1.running_var" in net.backbone._collect_params_with_prefix()
+
+
+def test_resnet50_v2_is_mxnet_ssds():
+    """bn_data with a fixed gamma and a learned beta, BN epsilon 2e-5, 16 bottleneck units
+    with a 1x1 shortcut conv in the first of each stage."""
+    net = _build("resnet50_v2", 256)
+    backbone = net.backbone
+    assert backbone.bn_data._kwargs["fix_gamma"] and backbone.bn_data.gamma.grad_req == "null"
+    assert backbone.bn_data.beta.grad_req == "write"
+    bns = _batch_norms(backbone)
+    assert len(bns) == 2 + 16 * 3
+    assert all(b._kwargs["eps"] == 2e-5 for b in bns)
+    assert sum(b._kwargs["fix_gamma"] for b in bns) == 1
+    params = backbone._collect_params_with_prefix()
+    assert sorted(k for k in params if k.endswith("sc.weight")) == [
+        f"stage{s}_unit1.sc.weight" for s in (1, 2, 3, 4)]
+    assert params["stage3_unit1.conv2.weight"].shape == (256, 256, 3, 3)
+    assert backbone.stage3_unit1.conv2._kwargs["stride"] == (2, 2)
+    assert backbone.stage3_unit1.conv1._kwargs["stride"] == (1, 1)
+    assert [e[0].weight.shape[0] for e in [block[0] for block in net.extras]] == [256, 128, 128, 128]
 
 
 # ---------------------------------------------------------------------------- graph
@@ -235,7 +315,7 @@ def test_num_classes_must_be_positive(num_classes):
         get_model("mobilenet", 300, num_classes, multiplier=0.25)
 
 
-@pytest.mark.parametrize("name", ["vgg16_reduced", "resnet50", "inceptionv3", "mobilenet",
+@pytest.mark.parametrize("name", ["vgg16_reduced", "resnet50", "resnet50_v2", "inceptionv3", "mobilenet",
                                   "ssdlite_mobilenetv2"])
 def test_unknown_backbone_option_raises(name):
     size = SMALL[name][0]
@@ -270,9 +350,6 @@ def _zoo_classifier(name: str):
     if name == "resnet50":
         from mxnet.gluon.model_zoo.vision import resnet50_v1
         return resnet50_v1(), 8, 64
-    if name == "inceptionv3":
-        from mxnet.gluon.model_zoo.vision import inception_v3
-        return inception_v3(), 18, 299
     if name == "mobilenet":
         from mxnet.gluon.model_zoo.vision import mobilenet1_0
         return mobilenet1_0(), 81, 64
@@ -282,13 +359,16 @@ def _zoo_classifier(name: str):
 
 PRETRAINED = {
     "resnet50": (512, {}),
+    "resnet50_v2": (512, {}),
     "inceptionv3": (512, {}),
     "mobilenet": (300, {"batch_norm": True}),
     "ssdlite_mobilenetv2": (320, {}),
 }
+# Backbones whose pretrained base is a file saved from the backbone block itself.
+OWN_FORMAT_BASES = ("resnet50_v2", "inceptionv3")
 
 
-@pytest.mark.parametrize("name", sorted(PRETRAINED))
+@pytest.mark.parametrize("name", sorted(set(PRETRAINED) - set(OWN_FORMAT_BASES)))
 def test_pretrained_base_weights_are_loaded(name, tmp_path):
     mx.random.seed(3)
     classifier, n_layers, side = _zoo_classifier(name)
@@ -307,6 +387,23 @@ def test_pretrained_base_weights_are_loaded(name, tmp_path):
     for a, e in zip(actual, expected):
         assert a.name.split("_", 1)[1] == e.name.split("_", 1)[1]
         np.testing.assert_array_equal(a.data().asnumpy(), e.data().asnumpy())
+
+
+@pytest.mark.parametrize("name", OWN_FORMAT_BASES)
+def test_pretrained_base_saved_from_the_backbone_is_loaded(name, tmp_path):
+    mx.random.seed(3)
+    size, kwargs = PRETRAINED[name]
+    donor = get_model(name, size, NUM_CLASSES, **kwargs).backbone
+    for p in donor.collect_params().values():  # also randomize the BN statistics
+        p.set_data(mx.nd.random.uniform(0.5, 1.5, p.shape))
+    path = tmp_path / f"{name}.params"
+    donor.save_parameters(str(path))
+    net = get_model(name, size, NUM_CLASSES, pretrained_base=str(path), **kwargs)
+    expected = donor._collect_params_with_prefix()
+    actual = net.backbone._collect_params_with_prefix()
+    assert sorted(actual) == sorted(expected)
+    for key, p in actual.items():
+        np.testing.assert_array_equal(p.data().asnumpy(), expected[key].data().asnumpy())
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
@@ -338,13 +435,15 @@ R, G, B = 200.0, 100.0, 50.0
 _CAFFE_VGG = (B - 104, G - 117, R - 123)
 _CAFFE_MOBILENET = ((B - 127.5) * 0.007843, (G - 127.5) * 0.007843, (R - 127.5) * 0.007843)
 _IMAGENET = ((R - 123.675) / 58.395, (G - 116.28) / 57.12, (B - 103.53) / 57.375)
+_MXNET_SSD = (R - 123, G - 117, B - 104)
 EXPECTED_PREPROCESSED = {
     ("vgg16_reduced", 300): _CAFFE_VGG,
     ("vgg16_reduced", 512): _CAFFE_VGG,
     ("mobilenet", 300): _CAFFE_MOBILENET,
     ("mobilenet", 512): _IMAGENET,
     ("resnet50", 512): _IMAGENET,
-    ("inceptionv3", 512): _IMAGENET,
+    ("resnet50_v2", 512): _MXNET_SSD,
+    ("inceptionv3", 512): _MXNET_SSD,
     ("ssdlite_mobilenetv2", 320): _IMAGENET,
 }
 
