@@ -27,6 +27,11 @@ Datasets (``--data-root``):
   ``--val-path``, or ``DATA_ROOT/TRAIN_SET.rec`` and ``DATA_ROOT/VAL_SET.rec``;
   ``--class-names`` is required (the records hold only class indices).
 
+Resuming (``--resume EPOCH``) rebuilds the network from ``PREFIX-config.json``
+(network, input size, classes, backbone options, the layout of a converted
+model) and continues from ``PREFIX-EPOCH``; a checkpoint without optimizer
+state (a converted model) continues with a fresh one.
+
 Fine-tuning (``--finetune EPOCH --finetune-prefix SOURCE``) starts from
 ``SOURCE-EPOCH`` with this run's classes: network, backbone options and
 (unless ``--data-shape`` is given) input size come from the source
@@ -102,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="biases: twice the learning rate, no weight decay (default: on)")
     p.add_argument("--begin-epoch", type=number(int, 0), default=0, help="first epoch (default: 0)")
     p.add_argument("--end-epoch", type=number(int, 1), default=120, help="last epoch (default: 120)")
-    p.add_argument("--resume", type=number(int, 1), default=None, metavar="EPOCH",
-                   help="continue from PREFIX-EPOCH (weights, SGD state, step count)")
+    p.add_argument("--resume", type=number(int, 0), default=None, metavar="EPOCH",
+                   help="continue from PREFIX-EPOCH (network from PREFIX-config.json; weights, SGD state "
+                        "and step count when they were saved)")
     p.add_argument("--finetune", type=number(int, 0), default=None, metavar="EPOCH",
                    help="start from FINETUNE_PREFIX-EPOCH with this run's classes (class heads "
                         "re-initialized, epoch 0, fresh optimizer)")
@@ -178,6 +184,8 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
     if args.resume is not None:
         if args.begin_epoch not in (0, args.resume):
             raise UsageError("--resume N starts at epoch N: drop --begin-epoch")
+        if args.pretrained is not None:
+            raise UsageError("--resume continues from PREFIX-EPOCH: drop --pretrained")
         args.begin_epoch = args.resume
     if args.begin_epoch >= args.end_epoch:
         raise UsageError(f"--end-epoch ({args.end_epoch}) must be greater than the first epoch "
@@ -240,13 +248,41 @@ def _readers(args: argparse.Namespace, class_names: Optional[list[str]]):
     return train, val, names
 
 
-def _build_net(args: argparse.Namespace, names: list[str], ctx):
-    """A new network, or the --finetune checkpoint's for ``names``; fills in
-    ``args.network`` and ``args.data_shape`` when they were not given."""
+def _resume_config(args: argparse.Namespace, class_names: Optional[list[str]]):
+    """The config of the checkpoint ``--resume`` continues, checked against the flags;
+    fills in ``args.network`` and ``args.data_shape``."""
+    from symbol.checkpoint import read_config
+
+    try:
+        config = read_config(args.prefix)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"cannot resume from epoch {args.resume}: {err}") from None
+    given = {"--network": (args.network, config.network), "--data-shape": (args.data_shape, config.data_shape),
+             "--multiplier": (args.multiplier, config.backbone_kwargs.get("multiplier", 1.0)),
+             "--batch-norm": (args.batch_norm, config.backbone_kwargs.get("batch_norm"))}
+    for flag, (value, saved) in given.items():
+        if value is not None and value != saved:
+            raise ValueError(f"{flag} {value} but {args.prefix} was trained with {saved}: --resume rebuilds the "
+                             f"network from {args.prefix}-config.json; drop {flag}")
+    if class_names is not None and list(class_names) != list(config.class_names):
+        raise ValueError(f"--class-names {','.join(class_names)} but {args.prefix} detects "
+                         f"{','.join(config.class_names)}; to train other classes use --finetune")
+    args.network, args.data_shape = config.network, config.data_shape
+    return config
+
+
+def _build_net(args: argparse.Namespace, names: list[str], ctx, resume_config=None):
+    """A new network, the --resume checkpoint's (from its config), or the --finetune
+    checkpoint's for ``names``; fills in ``args.network`` and ``args.data_shape``
+    when they were not given."""
     from symbol import get_model
     from symbol.checkpoint import read_config
     from train.trainer import finetune_model
 
+    if resume_config is not None:
+        c = resume_config
+        return get_model(c.network, c.data_shape, c.num_classes, layout=c.layout, preprocess=c.preprocess,
+                         ctx=ctx, **dict(c.backbone_kwargs), **dict(c.nms))
     if args.finetune is None:
         args.network = args.network or _DEFAULT_NETWORK
         args.data_shape = args.data_shape or _DEFAULT_SHAPE
@@ -309,6 +345,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ctx = _contexts(args)
         # Local aggregation stays a name: gluon then skips the KVStore on one device.
         kv = mx.kv.create(args.kv_store) if args.kv_store.startswith("dist") else args.kv_store
+        resume_config = _resume_config(args, class_names) if args.resume is not None else None
+        if resume_config is not None:
+            class_names = list(resume_config.class_names)
         train_reader, val_reader, names = _readers(args, class_names)
         seed = args.seed
         if not isinstance(kv, str):
@@ -317,7 +356,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             val_reader = val_reader if kv.rank == 0 else None
             seed = args.seed * kv.num_workers + kv.rank  # distinct augmentation per worker
         mx.random.seed(args.seed)
-        net = _build_net(args, names, ctx[0])
+        net = _build_net(args, names, ctx[0], resume_config)
         train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed, expand=args.expand,
                                      augment=args.augment)
         train_loader = make_loader(train_set, args.batch_size, shuffle=True, num_workers=args.num_workers,

@@ -65,8 +65,16 @@ class Parity:
                 f"worst score difference {self.max_score_diff:.2e}, worst IoU {self.worst_iou:.6f}")
 
 
+def _ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of the boxes of rows ``a`` and ``b``; equal boxes have IoU 1, also
+    when clipping to the image left them without area."""
+    iou = box_iou(a[:, 2:6], b[:, 2:6])
+    same = np.all(np.abs(a[:, None, 2:6] - b[None, :, 2:6]) <= 1e-6, axis=-1)
+    return np.where(same, 1.0, iou)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(box_iou(np.asarray(a[2:6], np.float64)[None], np.asarray(b[2:6], np.float64)[None])[0, 0])
+    return float(_ious(np.asarray(a, np.float64)[None], np.asarray(b, np.float64)[None])[0, 0])
 
 
 def match_detections(reference: np.ndarray, ours: np.ndarray, thresh: float = 0.3,
@@ -90,8 +98,9 @@ def match_detections(reference: np.ndarray, ours: np.ndarray, thresh: float = 0.
     -------
     Parity
         Per class, reference rows in descending score each take the free row
-        of ours with the highest IoU (at least 0.5); a row scoring within
-        ``score_tol`` of ``thresh`` may stay unpaired.
+        of ours with the highest IoU (at least 0.5; equal boxes, even without
+        area, have IoU 1), the closest score among equal overlaps; a row
+        scoring within ``score_tol`` of ``thresh`` may stay unpaired.
     """
     reference = np.asarray(reference, np.float64).reshape(-1, 6)
     ours = np.asarray(ours, np.float64).reshape(-1, 6)
@@ -104,11 +113,14 @@ def match_detections(reference: np.ndarray, ours: np.ndarray, thresh: float = 0.
         b = ours[ours[:, 0] == cls]
         a = a[np.argsort(-a[:, 1], kind="stable")]
         free = np.ones(len(b), bool)
-        iou = box_iou(a[:, 2:6], b[:, 2:6]) if len(a) and len(b) else np.zeros((len(a), len(b)))
+        iou = _ious(a, b) if len(a) and len(b) else np.zeros((len(a), len(b)))
         for i, row in enumerate(a):
             candidates = np.where(free, iou[i], -1.0)
-            j = int(np.argmax(candidates)) if len(b) else -1
-            if j >= 0 and candidates[j] >= 0.5:
+            best = candidates.max() if len(b) else -1.0
+            if best >= 0.5:
+                # The best overlap; among equal ones (duplicates) the closest score.
+                tied = np.flatnonzero(candidates >= best - 1e-9)
+                j = int(tied[np.argmin(np.abs(b[tied, 1] - row[1]))])
                 free[j] = False
                 result.pairs.append((row, b[j]))
             elif row[1] >= high:

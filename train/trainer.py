@@ -205,16 +205,25 @@ def _save(net: SSDBase, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
 
 
 def _load_state(net: SSDBase, trainer: gluon.Trainer, prefix: PathLike, epoch: int,
-                ctx: list[mx.Context]) -> dict:
+                ctx: list[mx.Context], steps_per_epoch: int) -> dict:
+    """Load ``PREFIX-EPOCH``'s weights and, when saved, the optimizer state; a
+    checkpoint without both state files (a converted model) continues with a
+    fresh optimizer at step ``epoch * steps_per_epoch``."""
     files = (params_path(prefix, epoch), states_path(prefix, epoch), state_json_path(prefix, epoch))
-    missing = [os.fspath(f) for f in files if not f.is_file()]
-    if missing:
-        raise FileNotFoundError(f"cannot resume from epoch {epoch}: missing {', '.join(missing)}")
+    if not files[0].is_file():
+        raise FileNotFoundError(f"cannot resume from epoch {epoch}: missing {os.fspath(files[0])}")
     try:
         net.load_parameters(os.fspath(files[0]), ctx=ctx)
     except (AssertionError, ValueError, RuntimeError, KeyError, mx.base.MXNetError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"cannot resume: {files[0]} does not fit the network ({first})") from None
+    have = [f.is_file() for f in files[1:]]
+    if not any(have):
+        logger.warning("%s has no optimizer state (a converted model?): SGD starts afresh", files[0])
+        return {"epoch": epoch, "step": epoch * steps_per_epoch}
+    if not all(have):
+        missing = files[1] if not have[0] else files[2]
+        raise FileNotFoundError(f"cannot resume from epoch {epoch}: missing {os.fspath(missing)}")
     trainer.load_states(os.fspath(files[1]))
     try:
         state = json.loads(files[2].read_text(encoding="utf-8"))
@@ -259,7 +268,7 @@ def fit(net: SSDBase, train_loader: Iterable, *, class_names: Sequence[str], pre
     lr, lr_steps, lr_factor, warmup_epochs : the schedule of :func:`learning_rate`.
     momentum, wd : SGD settings.
     begin_epoch, end_epoch : completed epochs at the start and at the end.
-    resume : load ``PREFIX-begin_epoch`` (weights, SGD state, step count) first.
+    resume : load ``PREFIX-begin_epoch`` (weights; SGD state and step count when saved) first.
     checkpoint_interval : save every this many epochs (and always after the last).
     frequent : log every this many batches (0: only per epoch): speed over those
         batches, mean losses so far, learning rate, and the epoch's ETA (batches
@@ -303,7 +312,6 @@ def fit(net: SSDBase, train_loader: Iterable, *, class_names: Sequence[str], pre
     _check(val_interval >= 1, f"val_interval must be >= 1, got {val_interval}")
     _check(val_metric in ("voc07", "voc10"), f"val_metric must be voc07 or voc10, got {val_metric!r}")
     _check(frequent >= 0, f"frequent must be >= 0, got {frequent}")
-    _check(not resume or begin_epoch > 0, "resume needs begin_epoch > 0 (the checkpoint to load)")
     _check(len(class_names) == net.num_classes,
            f"{len(class_names)} class names for a network with {net.num_classes} classes")
     steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
@@ -331,7 +339,7 @@ def fit(net: SSDBase, train_loader: Iterable, *, class_names: Sequence[str], pre
                             update_on_kvstore=False if (len(ctx) > 1 or distributed) else None)
     step = 0
     if resume:
-        state = _load_state(net, trainer, prefix, begin_epoch, ctx)
+        state = _load_state(net, trainer, prefix, begin_epoch, ctx, steps_per_epoch)
         step = int(state["step"])
         logger.info("resumed from %s at step %d", params_path(prefix, begin_epoch), step)
     targets = SSDTargetGenerator(negative_mining_ratio=negative_mining_ratio, variances=net.variances)

@@ -172,3 +172,37 @@ def test_two_local_workers_with_dist_sync(data_root, tmp_path):
     assert state["step"] == 4 and state["complete"] is True
     net, config = load_checkpoint(prefix, 2)
     assert config.class_names == tuple(SYNTHETIC_CLASSES)
+
+
+def test_resume_and_finetune_keep_a_converted_layout(data_root, tmp_path):
+    """A converted model (its own priors as the config's layout, no optimizer state) resumes with
+    --resume and the prefix alone, and fine-tunes, keeping its layout."""
+    import dataclasses
+
+    from symbol import find_preset, get_model
+    from symbol.checkpoint import save_checkpoint
+
+    preset = find_preset("mobilenet", 300)
+    layout = dataclasses.replace(preset, min_sizes=None, max_sizes=None,
+                                 sizes=tuple((0.1 + 0.15 * i, 0.14 + 0.15 * i) for i in range(6))).to_dict()
+    net = get_model("mobilenet", 96, len(SYNTHETIC_CLASSES), layout=layout, multiplier=0.25, batch_norm=True)
+    prefix = tmp_path / "conv" / "ssd"
+    save_checkpoint(net, prefix, 0, SYNTHETIC_CLASSES)
+    data = ["--dataset", "folder", "--data-root", data_root, "--train-set", "train", "--batch-size", 4,
+            "--lr", 0.01, "--cpu", "--frequent", 0]
+    proc = run_train(*data, "--prefix", prefix, "--resume", 0, "--end-epoch", 1)
+    assert proc.returncode == 0, proc.stderr
+    assert "no optimizer state" in proc.stdout
+    _, config = load_checkpoint(prefix, 1)
+    assert config.layout == layout and config.backbone_kwargs["multiplier"] == 0.25
+
+    line = one_error_line(run_train(*data, "--prefix", prefix, "--resume", 1, "--end-epoch", 2,
+                                    "--network", "vgg16_reduced"))
+    assert "--network vgg16_reduced but" in line and "trained with mobilenet" in line
+
+    new = tmp_path / "new" / "ssd"
+    proc = run_train(*data, "--finetune", 1, "--finetune-prefix", prefix, "--prefix", new, "--end-epoch", 1,
+                     "--class-names", ",".join(SYNTHETIC_CLASSES) + ",star")
+    assert proc.returncode == 0, proc.stderr
+    _, config = load_checkpoint(new, 1)
+    assert config.layout == layout and config.class_names == (*SYNTHETIC_CLASSES, "star")

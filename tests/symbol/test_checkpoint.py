@@ -276,3 +276,55 @@ def test_overrides_rename_resize_and_set_nms(net, tmp_path):
     assert dict(config.nms) == loaded.nms_config
     with pytest.raises(ValueError, match="nms_thresh"):
         load_checkpoint(prefix, nms_thresh=1.5)
+
+
+# ---------------------------------------------------------------------- layouts
+def test_presets_round_trip_as_layouts():
+    from symbol.presets import PRESETS, Preset
+
+    for network, table in PRESETS.items():
+        for side, preset in table.items():
+            d = preset.to_dict()
+            assert json.loads(json.dumps(d)) == d, (network, side)
+            assert Preset.from_dict(d) == preset, (network, side)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(sizes=[[0.1]] * 6), "either sizes or both min_sizes and max_sizes"),
+    (dict(min_sizes=None, max_sizes=None, sizes=[[0.1, 0.2]] * 5), "sizes has 5 entries, expected 6"),
+    (dict(min_sizes=None, max_sizes=None, sizes=[[0.1, -0.2]] * 6), "positive fractions"),
+    (dict(colour="red"), "unknown preset layout fields"),
+    (dict(extras=[{"mid": 1}]), "malformed preset layout"),
+])
+def test_bad_preset_layouts(change, message):
+    from symbol.presets import Preset
+
+    d = find_preset("mobilenet", 300).to_dict()
+    d.update(change)
+    with pytest.raises(ValueError, match=message):
+        Preset.from_dict(d)
+
+
+def test_a_layout_rebuilds_the_models_own_priors(tmp_path):
+    """A converted model's own preset (explicit sizes, mxnet-ssd style) is recorded and rebuilt."""
+    preset = find_preset("mobilenet", 300)
+    sizes = [[0.1, 0.141], [0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]
+    layout = dataclasses.replace(preset, min_sizes=None, max_sizes=None, sizes=tuple(map(tuple, sizes)),
+                                 steps=(16, 32, 64, 100, 150, 300)).to_dict()
+    net = get_model("mobilenet", 300, 3, layout=layout, multiplier=0.25)
+    with mx.autograd.predict_mode():
+        anchors = net.raw_predictions(mx.nd.zeros((1, 3, 300, 300)))[2].asnumpy()[0]
+    # the first prior of the first location: a square of side 0.1 centred on (8 / 300, 8 / 300)
+    np.testing.assert_allclose(anchors[0], [8 / 300 - 0.05, 8 / 300 - 0.05, 8 / 300 + 0.05, 8 / 300 + 0.05],
+                               atol=1e-6)
+    np.testing.assert_allclose(anchors[1, 2] - anchors[1, 0], 0.141, atol=1e-6)
+    save_checkpoint(net, tmp_path / "m", 0, list(NAMES))
+    data = json.loads(config_path(tmp_path / "m").read_text())
+    assert data["version"] == FORMAT_VERSION == 2 and data["layout"] == layout
+    loaded, config = load_checkpoint(tmp_path / "m", 0)
+    assert config.layout == layout
+    with mx.autograd.predict_mode():
+        again = loaded.raw_predictions(mx.nd.zeros((1, 3, 300, 300)))[2].asnumpy()[0]
+    np.testing.assert_array_equal(again, anchors)
+    with pytest.raises(ValueError, match="needs its layout"):
+        ModelConfig(network="caffe", data_shape=300, class_names=NAMES, preprocess=preset.preprocess)

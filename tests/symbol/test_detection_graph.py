@@ -209,3 +209,19 @@ def test_changing_keep_topk_changes_the_row_count() -> None:
     assert second.shape == (2, 12, 6)
     np.testing.assert_array_equal(second[:, :5], first)
     assert_detections_equal(second, boxes.detection_output(logits, loc, anchors, **block.config))
+
+
+@pytest.mark.parametrize("mode", ["multibox", "caffe"])
+def test_other_variances_decode_like_the_reference(mode: str) -> None:
+    """A model trained with other box-coder variances (a Caffe PriorBox's) decodes with them."""
+    logits, loc, anchors = random_predictions("crowded", seed=5)
+    variances = (0.2, 0.15, 0.3, 0.25)
+    block = DetectionOutput(nms_mode=mode, num_classes=4, variances=variances)
+    block.hybridize()
+    got = block(mx.nd.array(logits), mx.nd.array(loc), mx.nd.array(anchors)).asnumpy()
+    want = boxes.detection_output(logits, loc, anchors, variances=variances, **block.config)
+    assert_detections_equal(got, want)
+    standard = boxes.detection_output(logits, loc, anchors, **block.config)
+    assert np.abs(want[0, :, 2:] - standard[0, :, 2:]).max() > 1e-2  # the variances do matter here
+    with pytest.raises(ValueError, match="variances must be 4 positive numbers"):
+        DetectionOutput(variances=(0.1, 0.1, 0.2))

@@ -1,6 +1,7 @@
 """Bad input to convert_model.py: one line naming the file and the layer, status 1, nothing written."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +91,22 @@ def test_settings_the_preset_cannot_reproduce(mobilenet_model, tmp_path, capsys,
     text = prototxt.read_text()
     assert old in text
     changed.write_text(text.replace(old, new, 1))
-    line = run_failing(capsys, changed, caffemodel, tmp_path / "out")
+    line = run_failing(capsys, changed, caffemodel, tmp_path / "out", "--network", "mobilenet")
     assert f"'{layer}'" in line and message in line
+
+
+@pytest.mark.parametrize("old,new", [("min_size: 60.0", "min_size: 70.0"),
+                                     ("    clip: false\n    variance: 0.1\n", "    clip: true\n    variance: 0.1\n")])
+def test_auto_falls_back_to_the_caffe_graph(mobilenet_model, tmp_path, capsys, old, new):
+    """Priors no preset reproduces: --network auto converts the graph as it is, and says why."""
+    prototxt, caffemodel = mobilenet_model
+    changed = tmp_path / "changed.prototxt"
+    changed.write_text(prototxt.read_text().replace(old, new, 1))
+    assert convert_main([str(changed), str(caffemodel), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "not the mobilenet preset" in out and "'conv11_mbox_priorbox'" in out
+    assert "network caffe (the Caffe graph as it is)" in out and "parameters left unset: none" in out
+    assert json.loads((tmp_path / "out-config.json").read_text())["network"] == "caffe"
 
 
 def test_missing_files_and_bad_flags(mobilenet_model, tmp_path, capsys):
@@ -102,5 +117,6 @@ def test_missing_files_and_bad_flags(mobilenet_model, tmp_path, capsys):
     assert "--data-shape" in line
     line = run_failing(capsys, prototxt, caffemodel, tmp_path / "out", "--network", "resnet50")
     assert "--network" in line
-    line = run_failing(capsys, prototxt, caffemodel, tmp_path / "out", "--data-shape", "400")
+    line = run_failing(capsys, prototxt, caffemodel, tmp_path / "out", "--data-shape", "400",
+                       "--network", "mobilenet")
     assert "preset" in line

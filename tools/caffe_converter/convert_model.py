@@ -3,18 +3,25 @@
     python tools/caffe_converter/convert_model.py DEPLOY.prototxt WEIGHTS.caffemodel PREFIX
     python tools/caffe_converter/convert_model.py deploy.prototxt ssd.caffemodel model/ssd_300 \\
         --class-names labelmap_voc.prototxt
+    python tools/caffe_converter/convert_model.py deploy.prototxt.txt res10_300x300_ssd_iter_140000.caffemodel \\
+        model/face --mean 104,177,123 --class-names face
     python tools/caffe_converter/convert_model.py --base VGG_ILSVRC_16_layers_fc_reduced_deploy.prototxt \\
         VGG_ILSVRC_16_layers_fc_reduced.caffemodel vgg16_reduced_base
 
 An SSD becomes the checkpoint ``PREFIX-EPOCH.params`` + ``PREFIX-config.json``
 (``demo.py --prefix PREFIX`` and ``evaluate.py`` read it directly) with Caffe's
-preprocessing and its DetectionOutput settings (per-class NMS). ``--base``
-writes ``PREFIX.params`` for ``train.py --pretrained``. Nothing is written
-unless every weight maps and every check passes; any problem is one line on
-stderr naming the file and the layer, and exit status 1.
+preprocessing and its DetectionOutput settings (per-class NMS). The VGG16
+SSD300/512 and MobileNet-SSD map onto this project's presets; any other SSD
+(``--network auto`` falls back to it, ``--network caffe`` asks for it) becomes
+the ``caffe`` network, which runs the deploy graph layer by layer
+(:mod:`symbol.caffe_graph`). ``--base`` writes ``PREFIX.params`` for
+``train.py --pretrained``. Nothing is written unless every weight maps and
+every check passes; any problem is one line on stderr naming the file and the
+layer, and exit status 1.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -33,8 +40,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("caffemodel", help="the Caffe weights (.caffemodel)")
     p.add_argument("prefix", help="output prefix: PREFIX-EPOCH.params and PREFIX-config.json "
                                   "(with --base: PREFIX.params)")
-    p.add_argument("--network", default="auto", choices=("auto", "vgg16_reduced", "mobilenet"),
-                   help="target network (default: recognised from the prototxt)")
+    p.add_argument("--network", default="auto", choices=("auto", "caffe", "vgg16_reduced", "mobilenet"),
+                   help="target network: a preset (vgg16_reduced, mobilenet), or caffe, the deploy graph as "
+                        "it is (default auto: the preset the prototxt matches, else caffe)")
     p.add_argument("--data-shape", default="auto",
                    help="input size (default auto: the prototxt's input shape)")
     p.add_argument("--class-names", default=None,
@@ -42,10 +50,17 @@ def build_parser() -> ArgumentParser:
                         "(default: VOC's 20 names for a 21-way model)")
     p.add_argument("--epoch", type=non_negative_int, default=0, help="epoch number of the checkpoint (default 0)")
     p.add_argument("--mean", default=None,
-                   help="B,G,R mean subtracted from the BGR input (default: the network's Caffe recipe, "
-                        "104,117,123 for VGG16 and 127.5 for MobileNet-SSD)")
+                   help="B,G,R mean subtracted from the BGR input (default: the prototxt's transform_param, "
+                        "else the network's Caffe recipe: 104,117,123 for VGG16 and other graphs, 127.5 "
+                        "for MobileNet-SSD)")
     p.add_argument("--scale", type=float, default=None,
-                   help="factor applied after the mean (default: 1 for VGG16, 0.007843 for MobileNet-SSD)")
+                   help="factor applied after the mean (default: the prototxt's, else 1, and 0.007843 for "
+                        "MobileNet-SSD)")
+    p.add_argument("--bgr", action=argparse.BooleanOptionalAction, default=True,
+                   help="the model takes BGR input, as Caffe models do (default); --no-bgr for RGB")
+    p.add_argument("--fold-batch-norm", action=argparse.BooleanOptionalAction, default=True,
+                   help="fold BatchNorm/Scale into the convolutions they follow (default); "
+                        "--no-fold-batch-norm keeps them as layers (caffe network only)")
     p.add_argument("--base", action="store_true",
                    help="convert the VGG16 fc-reduced ImageNet model into a base network for train.py --pretrained")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -75,11 +90,11 @@ def _data_shape(value: str) -> Optional[int]:
     return side
 
 
-def _preprocess(network: str, side: int, mean: Optional[str], scale: Optional[float]):
-    from symbol.presets import Preprocessing, find_preset
+def _preprocess(default, mean: Optional[str], scale: Optional[float], bgr: bool):
+    """The in-graph preprocessing: ``default`` (a Preprocessing) with the flags applied."""
+    from symbol.presets import Preprocessing
 
-    default = find_preset(network, side).preprocess
-    if mean is None and scale is None:
+    if mean is None and scale is None and bgr == default.bgr:
         return default
     values = default.mean
     if mean is not None:
@@ -94,13 +109,15 @@ def _preprocess(network: str, side: int, mean: Optional[str], scale: Optional[fl
     std = default.std if scale is None else (1.0 / scale,) * 3
     if scale is not None and scale <= 0:
         raise UsageError(f"--scale must be positive, got {scale}")
-    return Preprocessing(mean=values, std=std, bgr=True)
+    return Preprocessing(mean=values, std=std, bgr=bgr)
 
 
 def convert(args) -> list[str]:
     """Run the conversion described by parsed ``args``; returns the summary lines."""
     from symbol.checkpoint import atomic_path, save_checkpoint
-    from tools.caffe_converter.converter import convert_base, convert_ssd, detect_network
+    from symbol.presets import Preprocessing, find_preset
+    from tools.caffe_converter.converter import ConversionError, convert_base, convert_ssd, detect_network, input_side
+    from tools.caffe_converter.graph import convert_graph, preprocess_from_prototxt
     from tools.caffe_converter.reader import read_caffemodel, read_prototxt
 
     class_names = _class_names(args.class_names)
@@ -113,16 +130,31 @@ def convert(args) -> list[str]:
         with atomic_path(out) as tmp:
             result.net.save_parameters(os.fspath(tmp))
         return result.summary() + [f"wrote {out} (train.py --pretrained {out})"]
-    network = detect_network(net_def) if args.network == "auto" else args.network
-    preprocess = None
-    if args.mean is not None or args.scale is not None:
-        from tools.caffe_converter.converter import _data_shape as prototxt_side
-        preprocess = _preprocess(network, side or prototxt_side(net_def, None), args.mean, args.scale)
+    stated = preprocess_from_prototxt(net_def)
+    network, notes = args.network, []
+    if network == "auto":
+        try:
+            network = detect_network(net_def)
+        except ConversionError:
+            network = "caffe"
     blobs = read_caffemodel(args.caffemodel)
-    result = convert_ssd(net_def, blobs, network=network, data_shape=side, class_names=class_names,
-                         preprocess=preprocess)
+    result = None
+    if network != "caffe":
+        default = stated or find_preset(network, input_side(net_def, side)).preprocess
+        try:
+            result = convert_ssd(net_def, blobs, network=network, data_shape=side, class_names=class_names,
+                                 preprocess=_preprocess(default, args.mean, args.scale, args.bgr))
+        except ConversionError as err:
+            if args.network != "auto":
+                raise
+            notes.append(f"not the {network} preset ({err}); converting the Caffe graph as it is")
+    if result is None:
+        default = stated or Preprocessing(mean=(104.0, 117.0, 123.0), bgr=True)
+        result = convert_graph(net_def, blobs, data_shape=side, class_names=class_names,
+                               preprocess=_preprocess(default, args.mean, args.scale, args.bgr),
+                               fold_batch_norm=args.fold_batch_norm)
     params, config = save_checkpoint(result.net, args.prefix, args.epoch, result.class_names)
-    return result.summary() + [f"wrote {params} and {config}"]
+    return notes + result.summary() + [f"wrote {params} and {config}"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -27,6 +27,8 @@ from symbol.layers import L2Normalization
 from symbol.presets import Preprocessing, find_preset
 from symbol.ssd import SSD
 
+from .blobs import (ConversionError, array, batch_norm_affine, batch_norm_stats, fold_affine, layer_blobs,
+                    scale_params)
 from .priors import caffe_aspect_ratios, caffe_priors, conv_output, pool_output
 from .reader import CaffeLayer, CaffeNet, blob_array
 
@@ -45,10 +47,6 @@ SUPPORTED_TYPES = frozenset({"Input", "Convolution", "DepthwiseConvolution", "Re
                              "PriorBox", "DetectionOutput", "Dropout", "Split", "Silence"})
 _CONV_TYPES = ("Convolution", "DepthwiseConvolution")
 _PASS_THROUGH = ("ReLU", "BatchNorm", "Scale", "Normalize", "Dropout", "Split")
-
-
-class ConversionError(ValueError):
-    """The Caffe model cannot become the requested Gluon model (message names the layer)."""
 
 
 @dataclass
@@ -249,43 +247,18 @@ class CaffeGraph:
 # ---------------------------------------------------------------------- weights
 def _fold(bc: BodyConv, blobs: dict, where: str, spec: ConvSpec, in_per_group: int) -> tuple[np.ndarray, np.ndarray]:
     """The convolution's weight and bias with its BatchNorm and Scale folded in."""
-    name = bc.conv.name
-    w_shape = (spec.num_output, in_per_group) + spec.kernel
-    layer_blobs = _blobs_of(blobs, bc.conv, 2 if spec.bias_term else 1, where)
-    weight = blob_array(layer_blobs[0], w_shape, f"{where}: layer {name!r} blob 0 (weights)")
-    bias = (blob_array(layer_blobs[1], (spec.num_output,), f"{where}: layer {name!r} blob 1 (bias)")
-            if spec.bias_term else np.zeros(spec.num_output, np.float32))
-    weight, bias = weight.astype(np.float64), bias.astype(np.float64)
-    c = (spec.num_output,)
+    count = 2 if spec.bias_term else 1
+    weight = array(blobs, bc.conv, 0, (spec.num_output, in_per_group) + spec.kernel, "weights", where, count)
+    bias = array(blobs, bc.conv, 1, (spec.num_output,), "bias", where, count) if spec.bias_term else \
+        np.zeros(spec.num_output)
+    mul, add = np.ones(spec.num_output), np.zeros(spec.num_output)
     if bc.batch_norm is not None:
-        bn = bc.batch_norm
-        b = _blobs_of(blobs, bn, 3, where)
-        mean = blob_array(b[0], c, f"{where}: layer {bn.name!r} blob 0 (mean)").astype(np.float64)
-        var = blob_array(b[1], c, f"{where}: layer {bn.name!r} blob 1 (variance)").astype(np.float64)
-        factor = float(blob_array(b[2], (1,), f"{where}: layer {bn.name!r} blob 2 (scale factor)")[0])
-        factor = 0.0 if factor == 0 else 1.0 / factor
-        mean, var = mean * factor, var * factor
-        inv = 1.0 / np.sqrt(var + bn.param.batch_norm_param.eps)
-        weight = weight * inv[:, None, None, None]
-        bias = (bias - mean) * inv
+        mean, var = batch_norm_stats(blobs, bc.batch_norm, spec.num_output, where)
+        mul, add = batch_norm_affine(mean, var, bc.batch_norm.param.batch_norm_param.eps)
     if bc.scale is not None:
-        sc = bc.scale
-        has_bias = sc.param.scale_param.bias_term
-        b = _blobs_of(blobs, sc, 2 if has_bias else 1, where)
-        gamma = blob_array(b[0], c, f"{where}: layer {sc.name!r} blob 0 (scale)").astype(np.float64)
-        beta = (blob_array(b[1], c, f"{where}: layer {sc.name!r} blob 1 (bias)").astype(np.float64)
-                if has_bias else 0.0)
-        weight = weight * gamma[:, None, None, None]
-        bias = bias * gamma + beta
-    return weight.astype(np.float32), bias.astype(np.float32)
-
-
-def _blobs_of(blobs: dict, layer: CaffeLayer, count: int, where: str) -> list:
-    found = blobs.get(layer.name, [])
-    if len(found) < count:
-        raise ConversionError(f"{where}: layer {layer.name!r} ({layer.type}) needs {count} blob(s), the "
-                              f"caffemodel has {len(found)}")
-    return found
+        gamma, beta = scale_params(blobs, bc.scale, spec.num_output, where)
+        mul, add = mul * gamma, add * gamma + beta
+    return fold_affine(weight, bias, mul, add)
 
 
 class _Setter:
@@ -369,7 +342,8 @@ def detect_network(net: CaffeNet) -> str:
                           f"names); pass --network {'|'.join(NETWORKS)}")
 
 
-def _data_shape(net: CaffeNet, data_shape: Optional[int]) -> int:
+def input_side(net: CaffeNet, data_shape: Optional[int] = None) -> int:
+    """``data_shape``, else the prototxt's square input size (an error names the file)."""
     if data_shape:
         return int(data_shape)
     shape = net.input_shape
@@ -474,20 +448,25 @@ def _check_priors(graph: CaffeGraph, ssd: SSDGraph, net: SSD, side: int) -> tupl
     return start, worst
 
 
-def _nms_settings(graph: CaffeGraph, layer: CaffeLayer, num_classes: int, num_priors: int) -> dict:
+def nms_settings(where: str, layer: CaffeLayer, num_classes: int, num_priors: int) -> dict:
+    """A DetectionOutput layer's settings as the decoding settings (Caffe mode);
+    refuses what the decoding cannot reproduce (``where`` names the file)."""
+    def error(message: str) -> ConversionError:
+        return ConversionError(f"{where}: layer {layer.name!r}: {message}")
+
     p = layer.param.detection_output_param
     if p.num_classes != num_classes + 1:
-        raise graph.error(layer, f"num_classes {p.num_classes}, but the conf heads predict {num_classes + 1}")
+        raise error(f"num_classes {p.num_classes}, but the conf heads predict {num_classes + 1}")
     if not p.share_location:
-        raise graph.error(layer, "share_location: false is not supported")
+        raise error("share_location: false is not supported")
     if p.background_label_id != 0:
-        raise graph.error(layer, f"background_label_id {p.background_label_id}; only 0 is supported")
+        raise error(f"background_label_id {p.background_label_id}; only 0 is supported")
     if p.code_type != 2:  # CENTER_SIZE
-        raise graph.error(layer, "only code_type CENTER_SIZE is supported")
+        raise error("only code_type CENTER_SIZE is supported")
     if p.variance_encoded_in_target:
-        raise graph.error(layer, "variance_encoded_in_target: true is not supported")
+        raise error("variance_encoded_in_target: true is not supported")
     if p.nms_param.eta != 1.0:
-        raise graph.error(layer, f"adaptive NMS (eta {p.nms_param.eta}) is not supported")
+        raise error(f"adaptive NMS (eta {p.nms_param.eta}) is not supported")
     top_k = int(p.nms_param.top_k) if p.nms_param.HasField("top_k") else -1
     keep = int(p.keep_top_k) if p.keep_top_k > 0 else num_priors * num_classes
     thresh = float(p.confidence_threshold) if p.HasField("confidence_threshold") else 0.0
@@ -528,7 +507,7 @@ def convert_ssd(net_def: CaffeNet, blobs: dict, network: str = "auto", data_shap
         network = detect_network(net_def)
     if network not in NETWORKS:
         raise ConversionError(f"unknown --network {network!r}; valid: auto, {', '.join(NETWORKS)}")
-    side = _data_shape(net_def, data_shape)
+    side = input_side(net_def, data_shape)
     preset = find_preset(network, side)
     if preset.data_shape != side:
         raise ConversionError(f"{graph.where}: input size {side} has no {network} preset (presets: "
@@ -574,7 +553,7 @@ def convert_ssd(net_def: CaffeNet, blobs: dict, network: str = "auto", data_shap
                 raise graph.error(layer, "across_spatial: true is not supported")
             channels = norm.scale.shape[1]
             shape = (1,) if np_.channel_shared else (channels,)
-            scale = blob_array(_blobs_of(blobs, layer, 1, graph.where)[0], shape,
+            scale = blob_array(layer_blobs(blobs, layer, 1, graph.where)[0], shape,
                                f"{graph.where}: layer {layer.name!r} blob 0 (scale)")
             setter.set(norm.scale, np.broadcast_to(scale, (channels,)).reshape(1, channels, 1, 1).copy(),
                        f"{graph.where}: layer {layer.name!r}")
@@ -585,7 +564,7 @@ def convert_ssd(net_def: CaffeNet, blobs: dict, network: str = "auto", data_shap
     conversion.layers_mapped += _map_convs(setter, heads, blobs, graph.where, relu=False)
 
     conversion.priors_checked, conversion.prior_max_diff = _check_priors(graph, ssd, net, side)
-    conversion.nms = _nms_settings(graph, ssd.detection, num_classes, conversion.priors_checked)
+    conversion.nms = nms_settings(graph.where, ssd.detection, num_classes, conversion.priors_checked)
     net.set_nms(**conversion.nms)
     conversion.blobs_mapped = setter.blobs
     conversion.unset_params = setter.unset()

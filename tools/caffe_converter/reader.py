@@ -50,12 +50,14 @@ class CaffeLayer:
 
 @dataclass
 class CaffeNet:
-    """A parsed net: its layers in file order and its declared input shape."""
+    """A parsed net: its layers in file order, its declared input shape and the
+    names of its net-level inputs (``input: "data"``)."""
 
     path: Path
     name: str
     layers: list[CaffeLayer]
     input_shape: Optional[tuple[int, ...]]
+    input_names: tuple[str, ...] = ()
 
     def layer(self, name: str) -> CaffeLayer:
         for layer in self.layers:
@@ -107,7 +109,7 @@ def read_prototxt(path: PathLike) -> CaffeNet:
     layers = _layers(net)
     if not layers:
         raise ValueError(f"{path}: no layers (is it a net prototxt?)")
-    return CaffeNet(path, net.name, layers, _input_shape(net, layers))
+    return CaffeNet(path, net.name, layers, _input_shape(net, layers), tuple(net.input))
 
 
 def read_caffemodel(path: PathLike) -> dict[str, list]:

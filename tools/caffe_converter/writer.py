@@ -14,7 +14,10 @@ from typing import Mapping, Sequence, Union
 
 import numpy as np
 
+from symbol.caffe_graph import infer_shapes, parse_layout
+
 from . import caffe_pb2
+from .blobs import ConversionError
 from .converter import conv_spec
 from .reader import CaffeNet
 
@@ -50,8 +53,41 @@ def _blob_bytes(array: np.ndarray) -> bytes:
 def blob_shapes(net: CaffeNet) -> dict[str, list[tuple[int, ...]]]:
     """Shapes of the weight blobs of every layer that has weights, by layer name.
 
-    Channels are followed from the input (3) through the graph.
+    An SSD deploy net gets the shapes Caffe infers for its graph (any layer
+    type :mod:`symbol.caffe_graph` runs); another net (an ImageNet base) has
+    its channels followed from the input through convolutions, BatchNorm,
+    Scale and Normalize layers.
     """
+    from .graph import graph_layout
+
+    try:
+        layout, nodes, _, _ = graph_layout(net, fold_batch_norm=False)
+    except ConversionError:
+        return _propagated_shapes(net)
+    side = net.input_shape[2] if net.input_shape else 300
+    shapes = infer_shapes(parse_layout(layout), side)
+    out: dict[str, list[tuple[int, ...]]] = {}
+    for node in nodes:
+        c = shapes[node.bottom[0]][1]
+        layer = node.layer
+        if node.type in ("Convolution", "Deconvolution"):
+            s = conv_spec(layer)
+            o = s.num_output
+            out[layer.name] = [((o, c // s.group) if node.type == "Convolution" else (c, o // s.group)) + s.kernel]
+            if s.bias_term:
+                out[layer.name].append((o,))
+        elif node.type == "BatchNorm":
+            out[layer.name] = [(c,), (c,), (1,)]
+        elif node.type in ("PReLU", "Normalize"):
+            shared = node.params["channel_shared"]
+            out[layer.name] = [(1,) if shared else (c,)]
+        if node.scale is not None or node.type == "Scale":
+            scale = node.scale or layer
+            out[scale.name] = [(c,), (c,)] if scale.param.scale_param.bias_term else [(c,)]
+    return out
+
+
+def _propagated_shapes(net: CaffeNet) -> dict[str, list[tuple[int, ...]]]:
     channels: dict[str, int] = {}
     inputs = [l for l in net.layers if l.type == "Input"]
     channels[inputs[0].top[0] if inputs else "data"] = 3 if net.input_shape is None else net.input_shape[1]
@@ -87,7 +123,7 @@ def random_blobs(net: CaffeNet, seed: int = 0) -> dict[str, list[np.ndarray]]:
     blobs: dict[str, list[np.ndarray]] = {}
     for name, shapes in blob_shapes(net).items():
         layer = net.layer(name)
-        if layer.type in ("Convolution", "DepthwiseConvolution"):
+        if layer.type in ("Convolution", "DepthwiseConvolution", "Deconvolution"):
             w_shape = shapes[0]
             fan_in = int(np.prod(w_shape[1:]))
             arrays = [(rng.standard_normal(w_shape, dtype=np.float32) * np.sqrt(2.0 / fan_in)).astype(np.float32)]
@@ -95,6 +131,8 @@ def random_blobs(net: CaffeNet, seed: int = 0) -> dict[str, list[np.ndarray]]:
                 arrays.append(rng.uniform(-0.1, 0.1, shapes[1]).astype(np.float32))
         elif layer.type == "Normalize":
             arrays = [np.full(shapes[0], 20.0, np.float32)]
+        elif layer.type == "PReLU":
+            arrays = [rng.uniform(0.05, 0.3, shapes[0]).astype(np.float32)]
         elif layer.type == "BatchNorm":
             factor = np.float32(rng.uniform(0.5, 2.0))
             arrays = [rng.uniform(-0.5, 0.5, shapes[0]).astype(np.float32) * factor,
@@ -141,19 +179,18 @@ def spread_head_scores(prototxt: PathLike, net: CaffeNet, blobs: dict[str, list[
     """
     import cv2
 
-    from .converter import CaffeGraph
+    from .graph import head_layers
 
-    graph = CaffeGraph(net)
-    ssd = graph.analyse()
+    loc_heads, conf_heads = head_layers(net)
     path = Path(workdir) / "calibrate.caffemodel"
     write_caffemodel(path, net, blobs)
     dnn = cv2.dnn.readNetFromCaffe(str(prototxt), str(path))
     side = net.input_shape[2] if net.input_shape else image_bgr.shape[0]
     dnn.setInput(cv2.dnn.blobFromImage(image_bgr, scale, (side, side), tuple(mean), swapRB=False))
-    heads = ssd.conf_heads + ssd.loc_heads
+    heads = conf_heads + loc_heads
     outputs = dnn.forward([h.name for h in heads])
     path.unlink()
-    num_conf = len(ssd.conf_heads)
+    num_conf = len(conf_heads)
     for i, (layer, out) in enumerate(zip(heads, outputs)):
         target = conf_std if i < num_conf else loc_std
         factor = target / max(float(np.std(out)), 1e-12)
@@ -161,6 +198,6 @@ def spread_head_scores(prototxt: PathLike, net: CaffeNet, blobs: dict[str, list[
         blobs[layer.name] = [w * factor, b * factor]
         if i < num_conf:  # raise the background logit of every prior
             channels = w.shape[0]
-            classes = channels // (conv_spec(ssd.loc_heads[i]).num_output // 4)
+            classes = channels // (conv_spec(loc_heads[i]).num_output // 4)
             blobs[layer.name][1] = blobs[layer.name][1] + np.where(np.arange(channels) % classes == 0,
                                                                    background, 0.0).astype(np.float32)
