@@ -56,16 +56,17 @@ def _mxnet_ssd_scales(min_scale: float, max_scale: float, n: int) -> list[list]:
 
 def multibox_deploy(sources: Sequence, num_classes: int, sizes, ratios, normalization, steps=(),
                     nms_threshold: float = 0.5, force_suppress: bool = False, nms_topk: int = 400,
-                    train: bool = False):
+                    train: bool = False, scale_wd_mult: bool = True):
     """Heads, priors and decoding over ``sources`` as mxnet-ssd's ``multibox_layer`` and
-    deploy graph build them (``train``: its training graph, with targets and losses)."""
+    deploy graph build them (``train``: its training graph, with targets and losses;
+    ``scale_wd_mult``: the L2 scale's weight decay multiplier, which v0.5-beta lacked)."""
     locs, clss, anchors = [], [], []
     for k, x in enumerate(sources):
         name = x.name
         if normalization[k] > 0:
             norm = sym.L2Normalization(x, mode="channel", name=f"{name}_norm")
             scale = sym.Variable(f"{name}_scale", shape=(1, 512, 1, 1), init=mx.init.Constant(normalization[k]),
-                                 attr={"__wd_mult__": "0.1"})
+                                 attr={"__wd_mult__": "0.1"} if scale_wd_mult else None)
             x = sym.broadcast_mul(lhs=scale, rhs=norm)
         per_location = len(sizes[k]) - 1 + len(ratios[k])
         for kind, per_anchor, out in (("loc", 4, locs), ("cls", num_classes + 1, clss)):
@@ -144,7 +145,8 @@ def vgg16_ssd(side: int = 300, early: bool = False, num_classes: int = VOC_CLASS
     names = [(f"conv{n}_1", f"relu{n}_1", f"conv{n}_1_bias", f"conv{n}_2", f"relu{n}_2", f"conv{n}_2_bias")
              for n in range(8, 8 + len(specs))]
     sources = [relu4_3, relu7] + _extras(relu7, specs, names)
-    return multibox_deploy(sources, num_classes, sizes, ratios, [20] + [-1] * (len(sources) - 1), steps, **decoding)
+    return multibox_deploy(sources, num_classes, sizes, ratios, [20] + [-1] * (len(sources) - 1), steps,
+                           scale_wd_mult=not early, **decoding)
 
 
 def _multi_feat(x, filters: Sequence[int]):
@@ -210,8 +212,9 @@ def _unit(x, filters: int, kernel=(1, 1), stride=(1, 1), pad=(0, 0), name: str =
     return sym.Activation(bn, act_type="relu", name=f"{name}_relu")
 
 
-def _pool(x, kind: str, name: str, stride: int = 1, pad: int = 1):
-    kw = {"pad": (pad, pad)} if pad else {}
+def _pool(x, kind: str, name: str, stride: int = 1, pad: Optional[int] = 1):
+    """A 3x3 pooling (``pad`` None: no pad argument, as in mixed_8)."""
+    kw = {"pad": (pad, pad)} if pad is not None else {}
     return sym.Pooling(x, kernel=(3, 3), stride=(stride, stride), pool_type=kind, name=name, **kw)
 
 
@@ -271,7 +274,7 @@ def inceptionv3_ssd(num_classes: int = VOC_CLASSES, **decoding):
     d7 = _unit(d7, 192, (7, 1), pad=(3, 0), name="mixed_8_tower_1_conv_2")
     x = sym.Concat(_unit(_unit(x, 192, name="mixed_8_tower_conv"), 320, (3, 3), (2, 2), name="mixed_8_tower_conv_1"),
                    _unit(d7, 192, (3, 3), (2, 2), name="mixed_8_tower_1_conv_3"),
-                   _pool(x, "max", "max_pool_mixed_8_pool", 2, 0), name="ch_concat_mixed_8_chconcat")
+                   _pool(x, "max", "max_pool_mixed_8_pool", 2, None), name="ch_concat_mixed_8_chconcat")
     x = _mixed_e(_mixed_e(x, "avg", "mixed_9"), "max", "mixed_10")
     return _released_512_head([mixed_7, x], num_classes, **decoding)
 
