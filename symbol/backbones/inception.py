@@ -38,14 +38,13 @@ __all__ = ["BN_EPS", "InceptionV3", "build"]
 BN_EPS = 1e-3
 
 Size = Union[int, tuple[int, int]]
-# A tower is a sequence of steps, applied in order:
+# A tower is a sequence of steps (tuples), applied in order:
 #   ("conv", name, channels, kernel, stride, pad)  conv + fixed-gamma BN + ReLU
 #   ("pool", type, kernel, stride, pad)            max or avg pooling
 #   ("split", conv_a, conv_b)                      two convs of the same input, both outputs kept
-_Conv = tuple  # ("conv", name, channels, kernel, stride, pad)
 
 
-def _c(name: str, channels: int, kernel: Size = 1, stride: int = 1, pad: Size = 0) -> _Conv:
+def _c(name: str, channels: int, kernel: Size = 1, stride: int = 1, pad: Size = 0) -> tuple:
     return ("conv", name, channels, kernel, stride, pad)
 
 
@@ -105,7 +104,7 @@ _BLOCKS = (
 _CHANNELS = {name: channels for name, _, channels in _BLOCKS}
 
 
-def _unit(step: _Conv) -> HybridBlock:
+def _unit(step: tuple) -> HybridBlock:
     _, _, channels, kernel, stride, pad = step
     return conv_block(channels, kernel, stride, pad, batch_norm=True, bn_eps=BN_EPS, bn_scale=False)
 
