@@ -272,6 +272,15 @@ def _params(model, drop=(), change=None) -> dict:
     return arrays
 
 
+def _skip_relu(prefix: Path) -> str:
+    """The symbol with stage2_unit2_conv2 reading its BatchNorm directly (no ReLU between):
+    every layer's own arguments are unchanged, only the wiring differs."""
+    graph = json.loads(Path(f"{prefix}-symbol.json").read_text())
+    index = {n["name"]: i for i, n in enumerate(graph["nodes"])}
+    graph["nodes"][index["stage2_unit2_conv2"]]["inputs"][0][0] = index["stage2_unit2_bn2"]
+    return json.dumps(graph)
+
+
 def _classifier():
     x = mx.sym.Convolution(mx.sym.Variable("data"), kernel=(3, 3), num_filter=8, name="conv")
     return mx.sym.SoftmaxOutput(mx.sym.FullyConnected(x, num_hidden=3, name="fc"), name="softmax")
@@ -288,8 +297,15 @@ BAD = {
                                   [], "holds mxnet-ssd's ResNet-50 SSD but", ("mixed-0000.params", "mixed-symbol.json")),
     "params of another model": (lambda w, r: _pair(w, "shapes", symbol_from=r("resnet50").prefix, params=_params(
         r("resnet50"), change={"arg:stage3_unit2_conv2_weight": mx.nd.zeros((128, 128, 3, 3))})),
-        [], "arg:stage3_unit2_conv2_weight has shape (128, 128, 3, 3), the network needs (256, 256, 3, 3)",
-        ("shapes-0000.params",)),
+        [], "does not hold this model", ("shapes-0000.params", "arg:stage3_unit2_conv2_weight has shape "
+                                         "(128, 128, 3, 3) but", "stage3_unit2_conv2 has 256 filters of (3, 3)")),
+    "other wiring": (lambda w, r: _pair(w, "wiring", symbol_text=_skip_relu(r("resnet50").prefix),
+                                        params_from=r("resnet50").prefix),
+                     [], "another wiring", ("wiring-symbol.json", "stage2_unit2_conv2_weight reads [stage2_unit2_bn2_gamma]",
+                                            "[stage2_unit2_bn2_gamma via relu]")),
+    "malformed attribute": (lambda w, r: _pair(w, "attribute", symbol_text=Path(
+        f"{r('resnet50').prefix}-symbol.json").read_text().replace('"kernel": "(7, 7)"', '"kernel": "(7, x)"'),
+        params_from=r("resnet50").prefix), [], "conv0", ("attribute-symbol.json", "kernel='(7, x)' is not")),
     "missing parameters": (lambda w, r: _pair(w, "missing", symbol_from=r("resnet50").prefix, params=_params(
         r("resnet50"), drop=("arg:stage2_unit1_conv1_weight", "aux:bn0_moving_var"))),
         [], "missing 2 parameter(s) that", ("missing-0000.params", "arg:stage2_unit1_conv1_weight, aux:bn0_moving_var")),

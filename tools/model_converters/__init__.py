@@ -6,5 +6,7 @@
   extra layers, priors, heads, decoding), as a :class:`symbol.presets.Preset`;
 - ``mxnet_ssd_weights``: which network a params file holds, and the mapping of
   its names onto this project's parameters;
+- ``mxnet_ssd_checks``: the network built for a symbol, compared with it layer
+  by layer;
 - ``mxnet_ssd``: the command line, ``python -m tools.model_converters.mxnet_ssd``.
 """

@@ -133,6 +133,7 @@ def convert(symbol_file: str, params_file: str, class_names: Optional[Sequence[s
     if missing:
         raise ValueError(f"{params_file} is missing {len(missing)} parameter(s) that {symbol_file} uses: "
                          f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+    weights.check_conv_shapes(detector.graph, detector.prediction_nodes(), arrays, params_file)
     unused = sorted(set(arrays) - set(needed))
     if unused:
         logger.warning("%s: ignoring %d parameter(s) the symbol does not use: %s", params_file, len(unused),

@@ -5,6 +5,10 @@ network, layer by layer where parameters name the layers:
 
 - every Convolution (kernel, stride, pad, dilation, filters, groups, bias) and
   BatchNorm (epsilon, fixed gamma) against the block its weights map onto;
+- the wiring: which layers (convolutions and BatchNorms) feed each layer, in
+  input order, and through which operators (activations, sums,
+  concatenations, poolings, normalizations), in the symbol and in the
+  network's own graph;
 - every operator before the heads is one the network reproduces, every
   activation a ReLU;
 - the poolings (type, window, padding, and their input and output sizes) as
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -36,8 +40,7 @@ logger = logging.getLogger(__name__)
 #: Operators an mxnet-ssd detector may have before its MultiBoxDetection.
 _KNOWN_OPS = frozenset({"null", "Convolution", "BatchNorm", "Activation", "Pooling", "Concat", "concat",
                         "elemwise_add", "_Plus", "_plus", "identity", "_copy", "Dropout", "L2Normalization",
-                        "broadcast_mul", "Flatten", "flatten", "transpose", "Reshape", "reshape", "MultiBoxPrior",
-                        "SoftmaxActivation", "SoftmaxOutput", "softmax"})
+                        "broadcast_mul", "Flatten", "flatten", "transpose", "Reshape", "reshape", "MultiBoxPrior"})
 PRIOR_TOL = 1e-6
 
 
@@ -114,8 +117,78 @@ def _poolings(graph: SymbolGraph, nodes: Sequence[Node], side: int) -> Counter:
         found[(kind, k, parse_ints(node, "stride", (1,) * len(k)), parse_ints(node, "pad", (0,) * len(k)),
                parse_bool(node, "global_pool", False),
                parse_bool(node, "count_include_pad", True) if kind == "avg" else None,
-               sizes.get(node.inputs[0][0]), sizes.get(i))] += 1
+               sizes.get(node.inputs[0][0]) if node.inputs else None, sizes.get(i))] += 1
     return found
+
+
+def _label(node: Node) -> Optional[str]:
+    """A parameter-free operator as the wiring check compares it (None: a no-op)."""
+    if node.op in ("identity", "_copy", "Dropout"):
+        return None
+    if node.op == "Activation":
+        return node.attrs.get("act_type", "?")
+    if node.op in ("elemwise_add", "_Plus", "_plus", "broadcast_add", "broadcast_plus"):
+        return "add"
+    if node.op in ("Concat", "concat"):
+        return "concat"
+    if node.op == "Pooling":
+        kind = node.attrs.get("pool_type", "max")
+        if parse_bool(node, "global_pool", False):
+            return f"{kind} pool (global)"
+        k = parse_ints(node, "kernel")
+        return (f"{kind} pool {k} stride {parse_ints(node, 'stride', (1,) * len(k))} "
+                f"pad {parse_ints(node, 'pad', (0,) * len(k))}")
+    return node.op
+
+
+def _feeds(graph: SymbolGraph, nodes: Sequence[Node], key) -> dict[str, tuple]:
+    """Layer (``key(node)`` of each Convolution / BatchNorm) -> what feeds its data input: the
+    layers, in input order, each with the parameter-free operators on the way (``"data"``:
+    the input, whatever is done to it before the first layer)."""
+    memo: dict[int, tuple] = {}
+
+    def frontier(index: int) -> tuple:
+        if index not in memo:
+            node = graph.nodes[index]
+            if node.op in ("Convolution", "BatchNorm"):
+                memo[index] = ((key(node), ()),)
+            elif node.op == "null":
+                memo[index] = (("data", ()),) if node.name == "data" else ()
+            else:
+                label = _label(node)
+                found = [(k, path + ((label,) if label else ())) for i, _ in node.inputs for k, path in frontier(i)]
+                if found and all(k == "data" for k, _ in found):  # preprocessing
+                    found = [("data", ())]
+                memo[index] = tuple(dict.fromkeys(found))
+        return memo[index]
+
+    feeds = {}
+    for i in sorted(graph.ancestors(nodes)):  # inputs first: the recursion stays shallow
+        node = graph.nodes[i]
+        frontier(i)
+        if node.op in ("Convolution", "BatchNorm") and node.inputs:
+            feeds[key(node)] = frontier(node.inputs[0][0])
+    return feeds
+
+
+def _wiring(feeds: Optional[tuple], most: int = 3) -> str:
+    """``feeds`` for a message: the first ``most`` layers and the operators on the way."""
+    if feeds is None:
+        return "nothing (no such layer)"
+    text = [f"{k[4:] if k != 'data' else k}{' via ' + ' > '.join(p) if p else ''}" for k, p in feeds[:most]]
+    return "[" + ", ".join(text) + (f", ... {len(feeds) - most} more]" if len(feeds) > most else "]")
+
+
+def _check_wiring(detector: DetectorGraph, net: SSD, mapping: Mapping[str, str]) -> None:
+    graph = detector.graph
+    theirs = _feeds(graph, detector.prediction_nodes(), lambda n: f"arg:{graph.input(n, 1).name}")
+    by_var = {p.name: mapping[k] for k, p in net._collect_params_with_prefix().items()}
+    own = parse_symbol(mx.sym.Group(list(net._predict(mx.sym, mx.sym.var("data")))).tojson(), "the network")
+    ours = _feeds(own, [own.nodes[i] for i, _ in own.heads], lambda n: by_var[own.input(n, 1).name])
+    for layer in list(theirs) + [layer for layer in ours if layer not in theirs]:  # inputs first
+        if theirs.get(layer) != ours.get(layer):
+            raise ValueError(f"{graph.path}: layer {layer[4:]} reads {_wiring(theirs.get(layer))} in the symbol but "
+                             f"{_wiring(ours.get(layer))} in the network: another wiring")
 
 
 def _own_graph(net: SSD) -> tuple[SymbolGraph, list[Node]]:
@@ -167,10 +240,12 @@ def check_network(detector: DetectorGraph, net: SSD, mapping: Mapping[str, str],
     graph = detector.graph
     inverse = {v: k for k, v in mapping.items()}
     needed = expected_keys(graph, detector.prediction_nodes())
-    unused = sorted(set(needed) - set(inverse))
-    if unused:
-        raise ValueError(f"{graph.path} has parameters the network does not have: {', '.join(unused[:4])}")
+    for names, what in ((set(needed) - set(inverse), f"{graph.path} has parameters the network does not have"),
+                        (set(inverse) - set(needed), f"{graph.path} does not use parameters the network has")):
+        if names:
+            raise ValueError(f"{what}: {', '.join(sorted(names)[:4])}{' ...' if len(names) > 4 else ''}")
     convs = _check_layers(graph, detector.prediction_nodes(), net, inverse)
+    _check_wiring(detector, net, mapping)
 
     own_graph, own_sources = _own_graph(net)
     ours = _poolings(own_graph, own_sources[:backbone_sources], side)
@@ -204,6 +279,6 @@ def check_network(detector: DetectorGraph, net: SSD, mapping: Mapping[str, str],
             raise ValueError(f"{graph.path}: the priors of {source.feature.name!r} differ from the network's by "
                              f"{worst:.2e}")
     priors = sum(h * w * s.prior.num_anchors for s, (h, w) in zip(detector.sources, sizes))
-    return [f"checked: {convs} convolutions, {sum(theirs.values())} poolings, "
+    return [f"checked: {convs} convolutions and their wiring, {sum(theirs.values())} poolings, "
             f"source maps {', '.join(f'{h}x{w}' for h, w in sizes)}",
             f"priors: {priors}, equal to MultiBoxPrior's to {worst:.1e}"]

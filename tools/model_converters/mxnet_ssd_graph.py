@@ -174,9 +174,12 @@ def read_detector(graph: SymbolGraph) -> DetectorGraph:
 
     # Class probabilities: softmax over the class axis of (batch, classes + 1, priors).
     walk.expect(prob, "SoftmaxActivation", "SoftmaxOutput", "softmax")
-    channel = {"SoftmaxActivation": prob.attrs.get("mode") == "channel",
-               "SoftmaxOutput": parse_bool(prob, "multi_output", False),
-               "softmax": prob.op == "softmax" and parse_int(prob, "axis", -1) == 1}[prob.op]
+    if prob.op == "SoftmaxActivation":
+        channel = prob.attrs.get("mode") == "channel"
+    elif prob.op == "SoftmaxOutput":  # a training graph
+        channel = parse_bool(prob, "multi_output", False)
+    else:
+        channel = parse_int(prob, "axis", -1) == 1
     if not channel:
         raise walk.fail(f"{prob.op} node {prob.name!r} is not a softmax over the classes (channel axis)")
     t = walk.input(prob, 0, "transpose")
@@ -201,6 +204,8 @@ def read_detector(graph: SymbolGraph) -> DetectorGraph:
 
     sources, kernels = [], set()
     for cls_conv, loc_conv, prior_node in zip(cls_convs, loc_convs, prior_nodes):
+        for node in (prior_node, cls_conv, loc_conv):
+            walk.input(node, 0)  # it has one
         fed = prior_node.inputs[0]
         if cls_conv.inputs[0] != fed or loc_conv.inputs[0] != fed:
             raise walk.fail(f"the heads {cls_conv.name!r} and {loc_conv.name!r} and the priors "
@@ -222,7 +227,10 @@ def _unnormalized(walk: _Walk, node: Node) -> tuple[Node, Optional[str]]:
     """``broadcast_mul(scale, L2Normalization(x))`` -> (x, scale's name); any other node -> (node, None)."""
     if node.op != "broadcast_mul":
         return node, None
-    a, b = walk.graph.inputs(node)
+    inputs = walk.graph.inputs(node)
+    if len(inputs) != 2:
+        raise walk.fail(f"broadcast_mul node {node.name!r} has {len(inputs)} inputs")
+    a, b = inputs
     scale, norm = (a, b) if a.op == "null" else (b, a)
     if scale.op != "null" or norm.op != "L2Normalization":
         raise walk.fail(f"broadcast_mul node {node.name!r} is not a scaled L2 normalization")
@@ -307,7 +315,7 @@ def layout_preset(detector: DetectorGraph, sources: Sequence[str], extras: Seque
         prior = source.prior
         r = prior.ratios
         pairs = r[1:]
-        if (single(r[0]) != 1.0 or len(pairs) % 2
+        if (single(r[0]) != 1.0 or len(pairs) % 2 or min(r) <= 0
                 or any(single(b) != single(1.0 / a) for a, b in zip(pairs[::2], pairs[1::2]))):
             raise walk.fail(f"the priors of {source.feature.name!r} have ratios {r}: only 1 followed by pairs "
                             f"r, 1/r are supported")
@@ -327,11 +335,14 @@ def layout_preset(detector: DetectorGraph, sources: Sequence[str], extras: Seque
         pixel_steps = tuple(_pixels(s, data_shape) for s in steps)
     else:
         raise walk.fail(f"prior steps {steps} are given for some sources only: not supported")
-    return Preset(data_shape=data_shape, sources=tuple(sources), extras=tuple(e.layer for e in extras),
-                  ratios=tuple(ratios), steps=pixel_steps,
-                  normalization=tuple(NORM_SCALE if s.norm_scale else None for s in detector.sources),
-                  preprocess=preprocess, sizes=tuple(s.prior.sizes for s in detector.sources),
-                  head_kernel=detector.head_kernel, offset=offsets.pop())
+    try:
+        return Preset(data_shape=data_shape, sources=tuple(sources), extras=tuple(e.layer for e in extras),
+                      ratios=tuple(ratios), steps=pixel_steps,
+                      normalization=tuple(NORM_SCALE if s.norm_scale else None for s in detector.sources),
+                      preprocess=preprocess, sizes=tuple(s.prior.sizes for s in detector.sources),
+                      head_kernel=detector.head_kernel, offset=offsets.pop())
+    except ValueError as err:
+        raise walk.fail(f"unsupported priors or layers: {err}") from None
 
 
 def _pixels(step: float, side: int) -> float:

@@ -26,7 +26,8 @@ import numpy as np
 from .mxnet_ssd_graph import DetectorGraph, ExtraConvs
 from .symbol_json import Node, SymbolGraph
 
-__all__ = ["NETWORKS", "Signature", "apply_weights", "expected_keys", "load_params", "parameter_map", "recognise"]
+__all__ = ["NETWORKS", "Signature", "apply_weights", "check_conv_shapes", "expected_keys", "load_params",
+           "parameter_map", "recognise"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +142,47 @@ def load_params(path: PathLike) -> dict[str, mx.nd.NDArray]:
 
 
 def expected_keys(graph: SymbolGraph, nodes: Sequence[Node]) -> dict[str, Node]:
-    """The ``arg:``/``aux:`` keys the parameters of ``nodes``' graph need -> the node reading
-    each (BatchNorm statistics are ``aux:``; the input ``data`` and training labels are no parameters)."""
+    """The ``arg:``/``aux:`` keys of the parameters ``nodes`` depend on -> the node reading
+    each (BatchNorm statistics are ``aux:``; the input ``data`` is no parameter)."""
     keys: dict[str, Node] = {}
     for i in sorted(graph.ancestors(nodes)):
         node = graph.nodes[i]
         if node.op == "null":
             continue
         for position, var in enumerate(graph.inputs(node)):
-            if var.op != "null" or var.name == "data" or (node.op == "SoftmaxOutput" and position == 1):
+            if var.op != "null" or var.name == "data":
                 continue
             aux = node.op == "BatchNorm" and position >= 3
             keys[("aux:" if aux else "arg:") + var.name] = node
     return keys
+
+
+def check_conv_shapes(graph: SymbolGraph, nodes: Sequence[Node], arrays: Mapping[str, mx.nd.NDArray],
+                      source: str) -> None:
+    """Every convolution weight in ``arrays`` has the filters and kernel its node in the symbol
+    declares (checked before any network is built for the symbol).
+
+    Raises
+    ------
+    ValueError
+        The params file holds another model (the first three differences named).
+    """
+    from .symbol_json import parse_int, parse_ints
+
+    wrong = []
+    for i in sorted(graph.ancestors(nodes)):
+        node = graph.nodes[i]
+        if node.op != "Convolution" or len(node.inputs) < 2:
+            continue
+        key = f"arg:{graph.input(node, 1).name}"
+        if key not in arrays:
+            continue
+        shape, filters, kernel = tuple(arrays[key].shape), parse_int(node, "num_filter"), parse_ints(node, "kernel")
+        if len(shape) != 2 + len(kernel) or shape[0] != filters or shape[2:] != kernel:
+            wrong.append(f"{key} has shape {shape} but {graph.path}'s {node.name} has {filters} filters of {kernel}")
+    if wrong:
+        raise ValueError(f"{source} does not hold this model: {'; '.join(wrong[:3])}"
+                         f"{f' (and {len(wrong) - 3} more)' if len(wrong) > 3 else ''}")
 
 
 # ---------------------------------------------------------------------- names

@@ -45,6 +45,8 @@ class Node:
         Operator arguments and attributes, as the file spells them.
     inputs : tuple of (int, int)
         ``(node index, output index)`` of each input.
+    source : str
+        The file, for messages.
     """
 
     index: int
@@ -52,6 +54,7 @@ class Node:
     name: str
     attrs: Mapping[str, str] = field(default_factory=dict)
     inputs: tuple[tuple[int, int], ...] = ()
+    source: str = "<symbol>"
 
 
 class SymbolGraph:
@@ -71,9 +74,6 @@ class SymbolGraph:
         self.nodes = tuple(nodes)
         self.heads = tuple(heads)
         self.path = path
-        self._by_name = {}
-        for node in self.nodes:
-            self._by_name.setdefault(node.name, node)
 
     def input(self, node: Node, i: int) -> Node:
         """The node feeding input ``i`` of ``node``.
@@ -91,17 +91,9 @@ class SymbolGraph:
     def inputs(self, node: Node) -> list[Node]:
         return [self.nodes[i] for i, _ in node.inputs]
 
-    def get(self, name: str) -> Optional[Node]:
-        """The first node called ``name``, or None."""
-        return self._by_name.get(name)
-
     def find(self, op: str) -> list[Node]:
         """Every node of operator ``op`` (without the ``_contrib_`` prefix)."""
         return [n for n in self.nodes if n.op == op]
-
-    def variables(self) -> list[str]:
-        """Names of the variable nodes (inputs and parameters)."""
-        return [n.name for n in self.nodes if n.op == "null"]
 
     def ancestors(self, nodes: Iterable[Node]) -> set[int]:
         """Indices of ``nodes`` and of every node they depend on."""
@@ -152,14 +144,14 @@ def parse_symbol(data: Union[bytes, str], name: str = "<symbol>") -> SymbolGraph
         raise ValueError(f"{name} is not an MXNet symbol file: not valid JSON ({err})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
         raise ValueError(f"{name} is not an MXNet symbol file: no list of nodes")
-    nodes = [_node(name, i, raw, len(doc["nodes"])) for i, raw in enumerate(doc["nodes"])]
+    nodes = [_node(name, i, raw) for i, raw in enumerate(doc["nodes"])]
     heads = doc.get("heads", [[len(nodes) - 1, 0]])
     if not isinstance(heads, list) or not heads:
         raise ValueError(f"{name} is not an MXNet symbol file: no heads")
     return SymbolGraph(nodes, [_entry(name, h, len(nodes), "heads") for h in heads], name)
 
 
-def _node(path: str, index: int, raw: object, count: int) -> Node:
+def _node(path: str, index: int, raw: object) -> Node:
     where = f"{path} is not an MXNet symbol file: node {index}"
     if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) or not isinstance(raw.get("name"), str):
         raise ValueError(f"{where} has no op and name")
@@ -174,7 +166,7 @@ def _node(path: str, index: int, raw: object, count: int) -> Node:
         raise ValueError(f"{where} ({raw['name']!r}) has malformed inputs")
     entries = tuple(_entry(path, e, index, f"node {index} ({raw['name']!r}) inputs") for e in inputs)
     op = raw["op"]
-    return Node(index, op[len("_contrib_"):] if op.startswith("_contrib_") else op, raw["name"], attrs, entries)
+    return Node(index, op[len("_contrib_"):] if op.startswith("_contrib_") else op, raw["name"], attrs, entries, path)
 
 
 def _entry(path: str, raw: object, limit: int, where: str) -> tuple[int, int]:
@@ -194,14 +186,14 @@ def single(x: float) -> float:
 
 
 def _fail(node: Node, key: str, value: str, kind: str) -> ValueError:
-    return ValueError(f"{node.op} node {node.name!r}: {key}={value!r} is not {kind}")
+    return ValueError(f"{node.source}: {node.op} node {node.name!r}: {key}={value!r} is not {kind}")
 
 
 def parse_floats(node: Node, key: str, default: Optional[tuple[float, ...]] = None) -> tuple[float, ...]:
     """A tuple attribute such as ``"(0.1, 0.141)"``, ``"[1,2]"`` or ``"0.5"``."""
     if key not in node.attrs:
         if default is None:
-            raise ValueError(f"{node.op} node {node.name!r} has no {key}")
+            raise ValueError(f"{node.source}: {node.op} node {node.name!r} has no {key}")
         return default
     text = node.attrs[key].strip()
     inner = text[1:-1] if text[:1] in "([" and text[-1:] in ")]" else text
@@ -301,19 +293,17 @@ def spatial_sizes(graph: SymbolGraph, side: int, data: str = "data",
         if not known:
             continue
         h, w = known[0]
-        if node.op == "Convolution":
+        if node.op == "Convolution" or (node.op == "Pooling" and not parse_bool(node, "global_pool", False)):
             k = parse_ints(node, "kernel")
             s, p, d = (parse_ints(node, key, (default,) * len(k)) for key, default in
                        (("stride", 1), ("pad", 0), ("dilate", 1)))
-            out = tuple(_window(n, *args) for n, args in zip((h, w), zip(k, s, p, d)))
-        elif node.op == "Pooling":
-            if parse_bool(node, "global_pool", False):
-                out = (1, 1)
-            else:
-                k = parse_ints(node, "kernel")
-                s, p = (parse_ints(node, key, (default,) * len(k)) for key, default in (("stride", 1), ("pad", 0)))
-                ceil = node.attrs.get("pooling_convention", "valid") == "full"
-                out = tuple(_window(n, kk, ss, pp, ceil=ceil) for n, kk, ss, pp in zip((h, w), k, s, p))
+            if not len(k) == len(s) == len(p) == len(d) == 2 or min(k + s + d) < 1 or min(p) < 0:
+                raise ValueError(f"{graph.path}: {node.op} node {node.name!r} has kernel {k}, stride {s}, pad {p}, "
+                                 f"dilate {d}: not a 2-d window")
+            ceil = node.op == "Pooling" and node.attrs.get("pooling_convention", "valid") == "full"
+            out = tuple(_window(n, *args, ceil=ceil) for n, args in zip((h, w), zip(k, s, p, d)))
+        elif node.op == "Pooling":  # global
+            out = (1, 1)
         elif node.op in _SIZE_PRESERVING:
             if node.op in ("Concat", "concat", "elemwise_add", "_Plus", "_plus") and len(set(known)) > 1:
                 raise ValueError(f"{graph.path}: {node.op} node {node.name!r} joins maps of different sizes "
