@@ -94,15 +94,16 @@ def demo_detections(prefix: Path, images: list[Path], out: Path) -> list[np.ndar
     return result
 
 
-def assert_parity(reference_dets: list, ours: list) -> int:
-    """Every photo's detections match; returns the number of pairs."""
-    pairs = 0
+def assert_parity(reference_dets: list, ours: list) -> list[str]:
+    """Every photo's detections match, at least 5 pairs in all; returns each photo's summary."""
+    pairs, summaries = 0, []
     for theirs, mine in zip(reference_dets, ours, strict=True):
         parity = match_detections(theirs, mine, thresh=THRESH, score_tol=SCORE_TOL, min_iou=MIN_IOU)
         assert parity.ok, parity.summary()
         pairs += len(parity.pairs)
+        summaries.append(parity.summary())
     assert pairs >= 5, "too few detections for a meaningful comparison"
-    return pairs
+    return summaries
 
 
 def raw_images(paths: list[Path], side: int) -> mx.nd.NDArray:
@@ -129,8 +130,8 @@ def test_detections_and_priors_equal_mxnet_executor(kind, reference, converted, 
     else:  # the preset table is mxnet-ssd's
         assert "layout" not in config
 
-    pairs = assert_parity(model.detections, demo_detections(prefix, model.images, workdir / f"{kind}.json"))
-    print(f"{kind}: {pairs} detections matched")
+    for summary in assert_parity(model.detections, demo_detections(prefix, model.images, workdir / f"{kind}.json")):
+        print(f"parity {kind}: {summary}")
 
     net, _ = load_checkpoint(prefix, 0)
     with autograd.predict_mode():
