@@ -282,7 +282,7 @@ def parameter_map(network: str, keys: Sequence[str], detector: DetectorGraph,
             unmapped.append(key)
         mapping[key] = name
     if unmapped:
-        raise ValueError(f"no mxnet-ssd parameter for {', '.join(unmapped[:3])}"
+        raise ValueError(f"{graph.path}: no mxnet-ssd parameter for the network's {', '.join(unmapped[:3])}"
                          f"{f' and {len(unmapped) - 3} more' if len(unmapped) > 3 else ''}")
     return mapping
 
