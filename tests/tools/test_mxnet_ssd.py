@@ -218,6 +218,39 @@ def test_training_symbol_and_old_json_format(reference, workdir, capsys):
     assert_parity([d[d[:, 0] >= 0] for d in dets], demo_detections(out, model.images, workdir / "old.json"))
 
 
+def test_converted_model_trains_and_evaluates(converted, voc_folder_writer, tmp_path):
+    """The converted VGG16 SSD300 (its own priors as the layout) like any checkpoint: train.py
+    --finetune to other classes, --resume on its own (no optimizer state), evaluate.py."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = converted("vgg16_300")
+    data = voc_folder_writer(tmp_path / "voc", {"a": [("dog", (10, 20, 150, 170), 0)],
+                                                "b": [("person", (40, 30, 120, 190), 0)]}, 200, 200, "train")
+    common = ["--dataset", "folder", "--data-root", str(data), "--train-set", "train", "--batch-size", "2",
+              "--lr", "1e-5", "--cpu", "--frequent", "0", "--augment", "none", "--end-epoch", "1"]
+
+    def run(*args: str, script: str = "train.py") -> None:
+        proc = subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+
+    layout = json.loads(Path(f"{source}-config.json").read_text())["layout"]
+    run(*common, "--finetune", "0", "--finetune-prefix", str(source), "--class-names", "dog,person",
+        "--prefix", str(tmp_path / "tuned"))
+    _, config = load_checkpoint(tmp_path / "tuned", 1)
+    assert config.class_names == ("dog", "person") and config.layout == layout
+    for suffix in ("-0000.params", "-config.json"):
+        shutil.copy(f"{source}{suffix}", tmp_path / f"own{suffix}")
+    run(*common, "--resume", "0", "--prefix", str(tmp_path / "own"))
+    _, config = load_checkpoint(tmp_path / "own", 1)
+    assert config.network == "vgg16_reduced" and config.layout == layout and config.num_classes == 20
+    run("--prefix", str(tmp_path / "own"), "--epoch", "1", "--dataset", "folder", "--data-root", str(data),
+        "--set", "train", "--save-metrics", str(tmp_path / "m.json"), script="evaluate.py")
+    assert json.loads((tmp_path / "m.json").read_text())["metric"] == "voc07"
+
+
 # ---------------------------------------------------------------------- recognition
 @pytest.mark.parametrize("kind", sorted(PHOTOS))
 def test_networks_are_recognised_from_names_and_shapes(kind, reference):
