@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from evaluate.detector import Detection, Detector, ImageDetections
 
-from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error, serial_cpu_copies
 
 _PROG = "demo.py"
 _ASSETS = Path(__file__).resolve().parent / "assets"
@@ -186,6 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _error(err)
         return 1
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    serial_cpu_copies()
     try:
         return _run(args, paths, class_names)
     except KeyboardInterrupt:

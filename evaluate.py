@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any, Optional, Sequence, TextIO
 
-from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error, serial_cpu_copies
 
 _PROG = "evaluate.py"
 _METRICS = ("voc07", "voc10", "coco")
@@ -188,6 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _error(err)
         return 1
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    serial_cpu_copies()
     try:
         return _run(args, class_names)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:

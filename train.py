@@ -48,7 +48,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error, serial_cpu_copies
 
 _PROG = "train.py"
 _DEFAULT_NETWORK = "vgg16_reduced"
@@ -335,6 +335,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as err:
         _error(f"cannot open the log file {args.log}: {err}")
         return 1
+    serial_cpu_copies()
     # Imported here so that --help and bad flags answer without loading MXNet.
     import mxnet as mx
 

@@ -44,7 +44,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tools.cli import ArgumentParser, UsageError, positive, print_error
+from tools.cli import ArgumentParser, UsageError, positive, print_error, serial_cpu_copies
 
 _PROG = "eval_speed.py"
 METRICS = ("voc07", "voc10")
@@ -245,6 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; returns the exit status (0 ok, 2 bad usage)."""
     try:
         args = build_parser().parse_args(argv)
+        serial_cpu_copies()
         return run(args)
     except UsageError as err:
         _error(err)

@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from tools.cli import UsageError
+from tools.cli import UsageError, serial_cpu_copies
 
 __all__ = ["opencv_face_detector", "parse_networks", "set_omp_threads"]
 
 
 def set_omp_threads(threads: Optional[int]) -> None:
-    """Set ``OMP_NUM_THREADS`` (default: all cores unless the environment sets it).
+    """Set ``OMP_NUM_THREADS`` (default: all cores unless the environment sets it), and
+    make MXNet copy in one thread as the scripts do (:func:`tools.cli.serial_cpu_copies`).
 
     Left unset, MXNet 1.9 runs oneDNN's convolutions on fewer threads than
     there are cores (measured on 2 cores: 445 ms per SSD300 image unset, 382 ms
@@ -27,6 +28,7 @@ def set_omp_threads(threads: Optional[int]) -> None:
     UsageError
         MXNet is already loaded, so OpenMP has read the variable already.
     """
+    serial_cpu_copies()
     if threads is None:
         if "OMP_NUM_THREADS" in os.environ:
             return
