@@ -39,7 +39,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 from mxnet import init
 from mxnet.gluon import HybridBlock, nn

@@ -39,3 +39,31 @@ def voc_folder_writer():
     blank ``width`` x ``height`` images; ``objects`` maps an image id to ``(class name,
     0-based continuous corners, difficult)`` triples; every image is listed in the set."""
     return _write_voc_folder
+
+
+def _demo_detections(prefix: Path, images: list, out: Path, thresh: float = 0.298) -> list:
+    """``demo.py --save-json`` run as a user runs it (its ``main``): per image an ``(N, 6)``
+    array of rows ``[class_id, score, x1, y1, x2, y2]``, boxes normalized to the image."""
+    import runpy
+
+    import numpy as np
+
+    main = runpy.run_path(str(Path(__file__).resolve().parents[1] / "demo.py"))["main"]
+    status = main(["--prefix", str(prefix), "--images", ",".join(map(str, images)), "--cpu",
+                   "--thresh", str(thresh), "--save-json", str(out)])
+    assert status == 0
+    import json
+
+    result = []
+    for entry in json.loads(Path(out).read_text()):
+        w, h = entry["width"], entry["height"]
+        rows = [[d["class_id"], d["score"], *np.divide(d["bbox"], [w, h, w, h])] for d in entry["detections"]]
+        result.append(np.array(rows, dtype=np.float64).reshape(-1, 6))
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_detections():
+    """``run(prefix, images, out_json, thresh=0.298) -> [array (N, 6)]``: the detections
+    ``demo.py --save-json`` writes, boxes normalized (the parity tests' view of a model)."""
+    return _demo_detections

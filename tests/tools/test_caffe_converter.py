@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import runpy
 from pathlib import Path
 
 import cv2
@@ -19,12 +18,7 @@ from tools.caffe_converter import caffe_pb2, compare, reader
 from tools.caffe_converter.convert_model import main as convert_main
 
 
-REPO = Path(__file__).resolve().parents[2]
 SCORE_TOL, BOX_TOL, THRESH = 2e-3, 1e-3, 0.3
-
-
-def demo_main():
-    return runpy.run_path(str(REPO / "demo.py"))["main"]
 
 
 def opencv_detections(prototxt: Path, caffemodel: Path, image: Path, network: str) -> np.ndarray:
@@ -37,20 +31,6 @@ def opencv_detections(prototxt: Path, caffemodel: Path, image: Path, network: st
     mean, scale = pre.mean, 1.0 / pre.std[0]
     (out,) = compare.opencv_outputs(str(prototxt), str(caffemodel), bgr, mean, scale, ["detection_out"])
     return compare.opencv_rows(out)
-
-
-def demo_detections(prefix: Path, images: list[Path], tmp_path: Path) -> list[np.ndarray]:
-    """demo.py --save-json at --thresh THRESH - SCORE_TOL, boxes normalized."""
-    out = tmp_path / "dets.json"
-    status = demo_main()(["--prefix", str(prefix), "--images", ",".join(map(str, images)), "--cpu",
-                          "--thresh", str(THRESH - SCORE_TOL), "--save-json", str(out)])
-    assert status == 0
-    result = []
-    for entry in json.loads(out.read_text()):
-        w, h = entry["width"], entry["height"]
-        rows = [[d["class_id"], d["score"], *np.divide(d["bbox"], [w, h, w, h])] for d in entry["detections"]]
-        result.append(np.array(rows, dtype=np.float64).reshape(-1, 6))
-    return result
 
 
 def assert_same_detections(ref: np.ndarray, ours: np.ndarray) -> tuple[float, float]:
@@ -74,7 +54,7 @@ def convert(prototxt: Path, caffemodel: Path, prefix: Path, *flags: str, capsys=
 
 @pytest.mark.parametrize("model,network,num_images", [("mobilenet_model", "mobilenet", 3),
                                                       ("vgg300_model", "vgg16_reduced", 1)])
-def test_detections_equal_opencv(request, model, network, num_images, images, tmp_path, capsys):
+def test_detections_equal_opencv(request, model, network, num_images, images, tmp_path, capsys, demo_detections):
     prototxt, caffemodel = request.getfixturevalue(model)
     prefix = tmp_path / "converted"
     convert(prototxt, caffemodel, prefix, capsys=capsys)
@@ -83,7 +63,7 @@ def test_detections_equal_opencv(request, model, network, num_images, images, tm
     assert config["preprocess"]["bgr"] is True and config["nms"]["nms_mode"] == "caffe"
     assert config["class_names"][14] == "person"
     chosen = images[:num_images]
-    for image, ours in zip(chosen, demo_detections(prefix, chosen, tmp_path)):
+    for image, ours in zip(chosen, demo_detections(prefix, chosen, tmp_path / "dets.json")):
         assert_same_detections(opencv_detections(prototxt, caffemodel, image, network), ours)
 
 
@@ -167,14 +147,14 @@ def derive_ssd512(prototxt300: Path, out: Path, integer_sizes: bool) -> Path:
     return out
 
 
-def test_ssd512_detections_equal_opencv(caffe_dir, images, make_caffe_model, tmp_path, capsys):
+def test_ssd512_detections_equal_opencv(caffe_dir, images, make_caffe_model, tmp_path, capsys, demo_detections):
     prototxt = derive_ssd512(caffe_dir / "VGG_VOC0712_SSD_300x300_deploy.prototxt",
                              tmp_path / "ssd512.prototxt", integer_sizes=True)
     caffemodel = make_caffe_model(prototxt, tmp_path / "ssd512.caffemodel", images[0])
     prefix = tmp_path / "ssd512"
     convert(prototxt, caffemodel, prefix, capsys=capsys)
     assert json.loads(Path(f"{prefix}-config.json").read_text())["data_shape"] == 512
-    (ours,) = demo_detections(prefix, images[:1], tmp_path)
+    (ours,) = demo_detections(prefix, images[:1], tmp_path / "dets.json")
     assert_same_detections(opencv_detections(prototxt, caffemodel, images[0], "vgg16_reduced"), ours)
 
     # The recipe's fractional sizes (35.84, 76.8, ...) are what Caffe truncates to the same priors.

@@ -83,20 +83,6 @@ def opencv_faces(face_files, photo: Path) -> np.ndarray:
     return np.concatenate([rows[:, 1:2] - 1, rows[:, 2:3], np.clip(rows[:, 3:7], 0, 1)], axis=1)
 
 
-def demo_faces(prefix: Path, photos: list[Path], out: Path) -> list[np.ndarray]:
-    """demo.py --save-json, the way a user runs it; boxes normalized."""
-    proc = subprocess.run([sys.executable, "demo.py", "--prefix", str(prefix), "--images",
-                           ",".join(map(str, photos)), "--thresh", str(THRESH - SCORE_TOL), "--save-json",
-                           str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = []
-    for entry in json.loads(out.read_text()):
-        w, h = entry["width"], entry["height"]
-        rows = [[d["class_id"], d["score"], *np.divide(d["bbox"], [w, h, w, h])] for d in entry["detections"]]
-        result.append(np.array(rows, dtype=np.float64).reshape(-1, 6))
-    return result
-
-
 def test_convert_prints_the_graph(face_files, tmp_path, capsys):
     deploy, caffemodel = face_files
     assert convert_main([str(deploy), str(caffemodel), str(tmp_path / "f"), "--mean", "104,177,123",
@@ -112,8 +98,8 @@ def test_convert_prints_the_graph(face_files, tmp_path, capsys):
         "conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2", "conv9_2")]
 
 
-def test_faces_equal_opencv(face_files, face_model, photos, tmp_path):
-    ours = demo_faces(face_model, photos, tmp_path / "faces.json")
+def test_faces_equal_opencv(face_files, face_model, photos, tmp_path, demo_detections):
+    ours = demo_detections(face_model, photos, tmp_path / "faces.json", THRESH - SCORE_TOL)
     matched = 0
     for photo, rows in zip(photos, ours):
         parity = match_detections(opencv_faces(face_files, photo), rows, THRESH, SCORE_TOL, MIN_IOU)

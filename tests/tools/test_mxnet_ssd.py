@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import runpy
 from pathlib import Path
 
 import mxnet as mx
@@ -80,20 +79,6 @@ def converted(reference, workdir):
     return get
 
 
-def demo_detections(prefix: Path, images: list[Path], out: Path) -> list[np.ndarray]:
-    """demo.py --save-json at --thresh 0.298; boxes normalized."""
-    demo = runpy.run_path(str(REPO / "demo.py"))["main"]
-    status = demo(["--prefix", str(prefix), "--images", ",".join(map(str, images)), "--cpu",
-                   "--thresh", str(THRESH - SCORE_TOL), "--save-json", str(out)])
-    assert status == 0
-    result = []
-    for entry in json.loads(out.read_text()):
-        w, h = entry["width"], entry["height"]
-        rows = [[d["class_id"], d["score"], *np.divide(d["bbox"], [w, h, w, h])] for d in entry["detections"]]
-        result.append(np.array(rows, dtype=np.float64).reshape(-1, 6))
-    return result
-
-
 def assert_parity(reference_dets: list, ours: list) -> list[str]:
     """Every photo's detections match, at least 5 pairs in all; returns each photo's summary."""
     pairs, summaries = 0, []
@@ -113,7 +98,7 @@ def raw_images(paths: list[Path], side: int) -> mx.nd.NDArray:
 
 # ---------------------------------------------------------------------- parity
 @pytest.mark.parametrize("kind", sorted(PHOTOS))
-def test_detections_and_priors_equal_mxnet_executor(kind, reference, converted, workdir, capsys):
+def test_detections_and_priors_equal_mxnet_executor(kind, reference, converted, workdir, capsys, demo_detections):
     model = reference(kind)
     prefix = converted(kind)
     out = capsys.readouterr().out
@@ -189,7 +174,7 @@ def test_exported_model_gives_the_same_detections(reference, converted, workdir)
     assert_parity(model.detections, [d[d[:, 0] >= 0] for d in got])
 
 
-def test_training_symbol_and_old_json_format(reference, workdir, capsys):
+def test_training_symbol_and_old_json_format(reference, workdir, capsys, demo_detections):
     """mxnet-ssd's training graph (SoftmaxOutput, targets, losses) in MXNet 0.x's JSON format
     ("param"/"attr", operators without _contrib_), with other decoding settings: those are
     recorded and the detections are still the executor's (of the deploy graph)."""

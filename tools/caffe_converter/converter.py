@@ -26,21 +26,19 @@ from symbol.boxes import VARIANCES
 from symbol.layers import L2Normalization
 from symbol.presets import Preprocessing, find_preset
 from symbol.ssd import SSD
+from tools.model_converters.classes import class_names_for
 
 from .blobs import (ConversionError, array, batch_norm_affine, batch_norm_stats, fold_affine, layer_blobs,
                     scale_params)
 from .priors import caffe_aspect_ratios, caffe_priors, conv_output, pool_output
 from .reader import CaffeLayer, CaffeNet, blob_array
 
-__all__ = ["CaffeGraph", "ConversionError", "Conversion", "NETWORKS", "SUPPORTED_TYPES", "VOC_CLASSES", "convert_base",
+__all__ = ["CaffeGraph", "ConversionError", "Conversion", "NETWORKS", "SUPPORTED_TYPES", "convert_base",
            "convert_ssd", "detect_network"]
 
 logger = logging.getLogger(__name__)
 
 NETWORKS = ("vgg16_reduced", "mobilenet")
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor")
 #: Layer types the converter understands; anything else is refused by name.
 SUPPORTED_TYPES = frozenset({"Input", "Convolution", "DepthwiseConvolution", "ReLU", "Pooling", "Normalize",
                              "BatchNorm", "Scale", "Permute", "Flatten", "Concat", "Reshape", "Softmax",
@@ -519,14 +517,10 @@ def convert_ssd(net_def: CaffeNet, blobs: dict, network: str = "auto", data_shap
         raise graph.error(ssd.conf_heads[0], f"{conf0.num_output} channels do not divide into "
                                              f"{anchors0} priors per location")
     num_classes = conf0.num_output // anchors0 - 1
-    if class_names is None:
-        if num_classes != len(VOC_CLASSES):
-            raise ConversionError(f"{graph.where}: the model has {num_classes} classes, not VOC's 20: "
-                                  f"pass --class-names (a list, a file or a labelmap.prototxt)")
-        class_names = list(VOC_CLASSES)
-    if len(class_names) != num_classes:
-        raise ConversionError(f"{len(class_names)} class names given but {graph.where} has "
-                              f"{num_classes} classes")
+    try:
+        class_names = class_names_for(num_classes, class_names, graph.where)
+    except ValueError as err:
+        raise ConversionError(str(err)) from None
     kwargs = _backbone_kwargs(network, ssd)
     net = get_model(network, side, num_classes, preprocess=preprocess or preset.preprocess, **kwargs)
     conversion = Conversion(net, network, side, list(class_names))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -34,7 +34,9 @@ from symbol.factory import CAFFE_GRAPH, get_model
 from symbol.presets import Preprocessing
 
 from .blobs import ConversionError, array, batch_norm_affine, batch_norm_stats, fold_affine, scale_params
-from .converter import VOC_CLASSES, Conversion, conv_spec, input_side, nms_settings
+from tools.model_converters.classes import class_names_for
+
+from .converter import Conversion, conv_spec, input_side, nms_settings
 from .reader import CaffeLayer, CaffeNet
 
 __all__ = ["GraphConversion", "convert_graph", "graph_layout", "head_layers", "preprocess_from_prototxt"]
@@ -466,13 +468,10 @@ def convert_graph(net_def: CaffeNet, blobs: dict, data_shape: Optional[int] = No
     layout, nodes, detection, folded = graph_layout(net_def, fold_batch_norm)
     side = input_side(net_def, data_shape)
     classes = layout["num_classes"] - 1
-    if class_names is None:
-        if classes != len(VOC_CLASSES):
-            raise ConversionError(f"{where}: the model has {classes} classes, not VOC's 20: pass --class-names "
-                                  f"(a list, a file or a labelmap.prototxt)")
-        class_names = list(VOC_CLASSES)
-    if len(class_names) != classes:
-        raise ConversionError(f"{len(class_names)} class names given but {where} has {classes} classes")
+    try:
+        class_names = class_names_for(classes, class_names, where)
+    except ValueError as err:
+        raise ConversionError(str(err)) from None
     try:
         shapes = infer_shapes(parse_layout(layout), side)
     except GraphError as err:

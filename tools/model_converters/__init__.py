@@ -8,5 +8,6 @@
   its names onto this project's parameters;
 - ``mxnet_ssd_checks``: the network built for a symbol, compared with it layer
   by layer;
-- ``mxnet_ssd``: the command line, ``python -m tools.model_converters.mxnet_ssd``.
+- ``mxnet_ssd``: the command line, ``python -m tools.model_converters.mxnet_ssd``;
+- ``classes``: a converted model's class names (shared with ``tools.caffe_converter``).
 """

@@ -113,12 +113,12 @@ def convert(symbol_file: str, params_file: str, class_names: Optional[Sequence[s
         any layer that the network would not compute alike; the message names
         the file.
     """
-    from dataset.voc import VOC_CLASSES
     from symbol import get_model
     from symbol.presets import MXNET_SSD, PRESETS
     from tools.model_converters import mxnet_ssd_checks as checks
     from tools.model_converters import mxnet_ssd_graph as graphs
     from tools.model_converters import mxnet_ssd_weights as weights
+    from tools.model_converters.classes import class_names_for
     from tools.model_converters.symbol_json import read_symbol
 
     detector = graphs.read_detector(read_symbol(symbol_file))
@@ -164,13 +164,7 @@ def convert(symbol_file: str, params_file: str, class_names: Optional[Sequence[s
                        "run it)", symbol_file, native, side)
 
     num_classes = detector.num_classes
-    if class_names is None:
-        if num_classes != len(VOC_CLASSES):
-            raise ValueError(f"{symbol_file} detects {num_classes} classes, not VOC's {len(VOC_CLASSES)}: give "
-                             f"their names with --class-names")
-        class_names = list(VOC_CLASSES)
-    if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names given but {symbol_file} detects {num_classes} classes")
+    class_names = class_names_for(num_classes, class_names, symbol_file)
 
     sizes = checks.source_sizes(detector, side)
     num_priors = sum(h * w * s.prior.num_anchors for s, (h, w) in zip(detector.sources, sizes))
