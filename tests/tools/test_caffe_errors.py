@@ -120,3 +120,26 @@ def test_missing_files_and_bad_flags(mobilenet_model, tmp_path, capsys):
     line = run_failing(capsys, prototxt, caffemodel, tmp_path / "out", "--data-shape", "400",
                        "--network", "mobilenet")
     assert "preset" in line
+
+
+@pytest.mark.parametrize("network", ["auto", "caffe"])
+def test_a_graph_that_is_not_an_ssd(caffe_dir, tmp_path, capsys, network):
+    """The ImageNet VGG16 (no DetectionOutput) without --base: one line, nothing written."""
+    prototxt = caffe_dir / "VGG_ILSVRC_16_layers_fc_reduced_deploy.prototxt"
+    net_def = reader.read_prototxt(prototxt)
+    caffemodel = writer.write_caffemodel(tmp_path / "base.caffemodel", net_def, writer.random_blobs(net_def, 0))
+    line = run_failing(capsys, prototxt, caffemodel, tmp_path / "out", "--network", network)
+    assert str(prototxt) in line and "not an SSD deploy graph: it has no DetectionOutput layer" in line
+    assert "--base" in line
+
+
+def test_unsupported_layer_in_the_graph(mobilenet_model, tmp_path, capsys):
+    """--network caffe refuses a layer type it cannot run by name, as the presets do."""
+    prototxt, caffemodel = mobilenet_model
+    text = prototxt.read_text()
+    extra = 'layer {\n  name: "conv0/lrn"\n  type: "LRN"\n  bottom: "conv0"\n  top: "conv0"\n}\n'
+    at = text.index('layer {\n  name: "conv1/dw"')
+    changed = tmp_path / "lrn.prototxt"
+    changed.write_text(text[:at] + extra + text[at:])
+    line = run_failing(capsys, changed, caffemodel, tmp_path / "out", "--network", "caffe")
+    assert str(changed) in line and "'conv0/lrn' has the unsupported type 'LRN'" in line
