@@ -68,14 +68,16 @@ def test_blob_of_the_wrong_shape(mobilenet_blobs, tmp_path, capsys):
     assert "'conv14_2'" in line and "[512, 128, 3, 3]" in line and "[512, 256, 3, 3]" in line
 
 
-def test_unsupported_layer(mobilenet_model, tmp_path, capsys):
+@pytest.mark.parametrize("network", ["auto", "mobilenet", "caffe"])
+def test_unsupported_layer(mobilenet_model, tmp_path, capsys, network):
+    """Presets and the graph alike refuse a layer type by name."""
     prototxt, caffemodel = mobilenet_model
     text = prototxt.read_text()
     extra = 'layer {\n  name: "conv0/lrn"\n  type: "LRN"\n  bottom: "conv0"\n  top: "conv0"\n}\n'
     at = text.index('layer {\n  name: "conv1/dw"')
     changed = tmp_path / "lrn.prototxt"
     changed.write_text(text[:at] + extra + text[at:])
-    line = run_failing(capsys, changed, caffemodel, tmp_path / "out")
+    line = run_failing(capsys, changed, caffemodel, tmp_path / "out", "--network", network)
     assert str(changed) in line and "'conv0/lrn'" in line and "unsupported type 'LRN'" in line
 
 
@@ -132,14 +134,3 @@ def test_a_graph_that_is_not_an_ssd(caffe_dir, tmp_path, capsys, network):
     assert str(prototxt) in line and "not an SSD deploy graph: it has no DetectionOutput layer" in line
     assert "--base" in line
 
-
-def test_unsupported_layer_in_the_graph(mobilenet_model, tmp_path, capsys):
-    """--network caffe refuses a layer type it cannot run by name, as the presets do."""
-    prototxt, caffemodel = mobilenet_model
-    text = prototxt.read_text()
-    extra = 'layer {\n  name: "conv0/lrn"\n  type: "LRN"\n  bottom: "conv0"\n  top: "conv0"\n}\n'
-    at = text.index('layer {\n  name: "conv1/dw"')
-    changed = tmp_path / "lrn.prototxt"
-    changed.write_text(text[:at] + extra + text[at:])
-    line = run_failing(capsys, changed, caffemodel, tmp_path / "out", "--network", "caffe")
-    assert str(changed) in line and "'conv0/lrn' has the unsupported type 'LRN'" in line
