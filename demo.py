@@ -196,7 +196,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace, paths: list[str], class_names: Optional[list[str]]) -> int:
     # Imported here so that --help and bad flags answer without loading MXNet.
-    from evaluate.detector import Detector, load_image, resolve_context, save_json
+    from common.devices import resolve_context
+    from common.images import load_image
+    from evaluate.detector import Detector, save_json
     from symbol.checkpoint import params_path
 
     start = time.perf_counter()

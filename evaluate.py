@@ -248,7 +248,8 @@ def _run(args: argparse.Namespace, class_names: Optional[list[str]]) -> int:
 
 
 def _load_detector(args: argparse.Namespace, class_names: Optional[list[str]]) -> Any:
-    from evaluate.detector import Detector, resolve_context
+    from common.devices import resolve_context
+    from evaluate.detector import Detector
     from symbol.checkpoint import params_path
 
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Install the SSD packages: ``pip install -e .`` (add ``[test]`` for the test tools)."""
 from setuptools import find_packages, setup
 
-PACKAGES = ("symbol", "train", "evaluate", "dataset", "tools")
+PACKAGES = ("common", "symbol", "train", "evaluate", "dataset", "tools")
 
 setup(
     name="mxnet-ssd-gluon",
@@ -9,7 +9,7 @@ setup(
     description="SSD: Single Shot MultiBox Detector as hybridized MXNet Gluon blocks",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9,<3.12",
+    python_requires=">=3.10,<3.12",
     packages=find_packages(include=[p + pat for p in PACKAGES for pat in ("", ".*")]),
     install_requires=[
         # The CPU build; for CUDA 11.2 install mxnet-cu112==1.9.1 instead (see README).

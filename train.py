@@ -204,7 +204,7 @@ def _contexts(args: argparse.Namespace) -> list:
 
     if args.gpus is None:
         return [mx.cpu(i) for i in range(args.num_cpu_contexts)]
-    from evaluate.detector import resolve_context
+    from common.devices import resolve_context
 
     ids = _int_list(args.gpus)
     if not ids:

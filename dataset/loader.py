@@ -29,18 +29,18 @@ loader was built). Shuffling is seeded by ``(seed, epoch)`` likewise.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Iterator, Sequence, Union
 
-import cv2
 import numpy as np
 from mxnet import nd
 from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler
 
+from common.images import load_image
+
 from . import augment
 from .annotation import Annotation
 
-__all__ = ["AUGMENTATIONS", "DetectionDataset", "LABEL_WIDTH", "Shard", "batchify", "load_image", "make_loader"]
+__all__ = ["AUGMENTATIONS", "DetectionDataset", "LABEL_WIDTH", "Shard", "batchify", "make_loader"]
 
 #: Training augmentations of :class:`DetectionDataset`.
 AUGMENTATIONS = ("caffe", "photometric", "none")
@@ -58,20 +58,6 @@ def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def load_image(path: str) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB.
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for one
-    OpenCV cannot decode, both naming the file.
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"could not decode image {path} (corrupt or unsupported format)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class Shard:

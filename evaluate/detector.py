@@ -8,23 +8,22 @@ Detection(class_id=11, class_name='dog', score=0.97, bbox=(131.2, 220.5, 310.8, 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import cv2
 import mxnet as mx
 import numpy as np
 
-from symbol.checkpoint import ModelConfig, load_checkpoint, write_json
+from common.fileio import PathLike, write_json
+from common.images import load_image
+from symbol.checkpoint import ModelConfig, load_checkpoint
 from symbol.ssd import SSDBase
 
-__all__ = ["Detection", "Detector", "ImageDetections", "load_image", "resolve_context", "save_json"]
+__all__ = ["Detection", "Detector", "ImageDetections", "save_json"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass(frozen=True)
@@ -57,67 +56,6 @@ class ImageDetections:
     def to_dict(self) -> dict:
         return {"image": self.image, "width": self.width, "height": self.height,
                 "detections": [d.to_dict() for d in self.detections]}
-
-
-def load_image(path: PathLike) -> np.ndarray:
-    """Read an image file as an ``(H, W, 3)`` RGB ``uint8`` array.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``image not found: PATH``.
-    ValueError
-        ``cannot read image PATH: ...`` for directories, unreadable files and
-        files that are not a supported (or are a damaged) image.
-    """
-    name = os.fspath(path)
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"image not found: {name}")
-    if not p.is_file():
-        raise ValueError(f"cannot read image {name}: not a file")
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except OSError as err:
-        raise ValueError(f"cannot read image {name}: {err.strerror or err}") from None
-    image = None
-    if data.size:
-        try:
-            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        except cv2.error:
-            image = None
-    if image is None:
-        raise ValueError(f"cannot read image {name}: empty, damaged or not a supported image format")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def resolve_context(gpu: Optional[int] = None) -> mx.Context:
-    """``mx.gpu(gpu)``, or ``mx.cpu()`` when ``gpu`` is None, checked to exist.
-
-    Raises
-    ------
-    RuntimeError
-        A GPU was asked for but MXNet is a CPU-only build (install
-        ``mxnet-cu112``), or there is no GPU with that index.
-    ValueError
-        A negative index.
-    """
-    if gpu is None:
-        return mx.cpu()
-    if gpu < 0:
-        raise ValueError(f"GPU index must be non-negative, got {gpu}")
-    if not mx.runtime.Features().is_enabled("CUDA"):
-        raise RuntimeError(f"GPU {gpu} requested but this MXNet ({mx.__version__}) is a CPU-only build; "
-                           f"install mxnet-cu112=={mx.__version__} (CUDA 11.2) in place of mxnet, "
-                           f"or run on the CPU")
-    try:
-        count = mx.context.num_gpus()
-    except mx.base.MXNetError as err:
-        raise RuntimeError(f"GPU {gpu} requested but CUDA is not usable: "
-                           f"{str(err).strip().splitlines()[0]}") from None
-    if gpu >= count:
-        raise RuntimeError(f"GPU {gpu} requested but {count} GPU(s) are visible")
-    return mx.gpu(gpu)
 
 
 def save_json(path: PathLike, results: Sequence[ImageDetections]) -> None:

@@ -195,7 +195,7 @@ def load_image_of(reader: Any, index: int) -> np.ndarray:
     """The ``(H, W, 3)`` uint8 RGB image of sample ``index`` (a file, or a record)."""
     if hasattr(reader, "image") and callable(reader.image):  # RecordDetection
         return reader.image(index)
-    from evaluate.detector import load_image
+    from common.images import load_image
 
     return load_image(reader[index].image)
 
@@ -461,7 +461,7 @@ def detection_records(reader: Any, predictions: Sequence[ImagePredictions]) -> l
 
 def write_detections(path: PathLike, reader: Any, predictions: Sequence[ImagePredictions]) -> int:
     """Write the detections of ``reader``'s images atomically; returns their number."""
-    from symbol.checkpoint import atomic_path
+    from common.fileio import atomic_path
 
     records = detection_records(reader, predictions)
     with atomic_path(path) as tmp:
@@ -473,6 +473,6 @@ def write_detections(path: PathLike, reader: Any, predictions: Sequence[ImagePre
 
 def write_metrics(path: PathLike, result: Result) -> None:
     """Write ``result.to_dict()`` as JSON atomically."""
-    from symbol.checkpoint import write_json
+    from common.fileio import write_json
 
     write_json(path, result.to_dict())

@@ -45,7 +45,7 @@ def plot_pr_curves(result: VOCResult, out_dir: PathLike, dpi: int = 80) -> list[
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from symbol.checkpoint import atomic_path
+    from common.fileio import atomic_path
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from symbol.checkpoint import atomic_path
+from common.fileio import atomic_path
 
 from .detector import Detection
 

@@ -24,24 +24,24 @@ loads when the configuration is given as overrides::
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
+
+from common.fileio import atomic_path, read_json, write_json
 
 from .factory import CAFFE_GRAPH, get_model, model_names
 from .presets import Preprocessing, find_preset, network_names
 from .ssd import SSDBase
 
-__all__ = ["FORMAT_VERSION", "ModelConfig", "atomic_path", "config_path", "load_checkpoint",
-           "params_path", "read_config", "save_checkpoint", "write_json"]
+__all__ = ["FORMAT_VERSION", "ModelConfig", "config_path", "load_checkpoint", "params_path", "read_config",
+           "save_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -248,52 +248,6 @@ def _preprocess_from_dict(d: Mapping[str, Any]) -> Preprocessing:
     return pre
 
 
-# ---------------------------------------------------------------------- atomic writes
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it over ``path``.
-
-    The parent directory is created. The temporary file keeps ``path``'s
-    suffix (so writers that pick a format from the name still work); it is
-    flushed to disk before the rename, and removed if the body raises, so
-    ``path`` holds either its old content or the complete new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp_path, _file_mode(path))
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def _file_mode(path: Path) -> int:
-    """The existing file's permissions, else 0666 less the process umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def write_json(path: PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-
-
 # ---------------------------------------------------------------------- save / load
 def save_checkpoint(net: SSDBase, prefix: PathLike, epoch: int, class_names: Sequence[str]) -> tuple[Path, Path]:
     """Write ``PREFIX-EPOCH.params`` and ``PREFIX-config.json`` atomically.
@@ -339,18 +293,8 @@ def read_config(prefix: PathLike) -> ModelConfig:
         Unreadable JSON or invalid fields; the message names the file.
     """
     path = config_path(prefix)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint config not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read checkpoint config {path}: {err}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"checkpoint config {path} is not valid JSON ({err}); the file is damaged: "
-                         f"save the checkpoint again, or delete it and pass network, data_shape "
-                         f"and class_names explicitly") from None
+    data = read_json(path, "checkpoint config", lambda p: "the file is damaged: save the checkpoint again, or "
+                     "delete it and pass network, data_shape and class_names explicitly")
     try:
         return ModelConfig.from_dict(data)
     except ValueError as err:

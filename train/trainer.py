@@ -41,7 +41,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from symbol.checkpoint import atomic_path, load_checkpoint, params_path, save_checkpoint, write_json
+from common.fileio import atomic_path, write_json
+from symbol.checkpoint import load_checkpoint, params_path, save_checkpoint
 from symbol.factory import get_model
 from evaluate.metrics import VOCMetric, VOCResult
 from symbol.ssd import SSDBase

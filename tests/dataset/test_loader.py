@@ -10,7 +10,8 @@ import pytest
 
 from dataset import augment
 from dataset.annotation import Annotation
-from dataset.loader import DetectionDataset, Shard, batchify, load_image, make_loader
+from common.images import load_image
+from dataset.loader import DetectionDataset, Shard, batchify, make_loader
 from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
 from dataset.voc import VOCFolder
 from train.targets import SSDTargetGenerator

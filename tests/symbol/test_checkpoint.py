@@ -11,7 +11,8 @@ import pytest
 
 from evaluate.detector import Detector
 from symbol import find_preset, get_model
-from symbol.checkpoint import (FORMAT_VERSION, ModelConfig, atomic_path, config_path, load_checkpoint,
+from common.fileio import atomic_path
+from symbol.checkpoint import (FORMAT_VERSION, ModelConfig, config_path, load_checkpoint,
                                params_path, save_checkpoint)
 
 NAMES = ("cat", "dog", "person")

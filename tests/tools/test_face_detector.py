@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from dataset.synthetic import write_voc_xml
-from evaluate.detector import Detector, load_image
+from common.images import load_image
+from evaluate.detector import Detector
 from evaluate.parity import match_detections
 from symbol.checkpoint import load_checkpoint, params_path
 from tools.benchmarking import opencv_face_detector

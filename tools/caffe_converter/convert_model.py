@@ -104,7 +104,8 @@ def _mean(value: Optional[str]) -> Optional[tuple[float, ...]]:
 
 def convert(args) -> list[str]:
     """Run the conversion described by parsed ``args``; returns the summary lines."""
-    from symbol.checkpoint import atomic_path, save_checkpoint
+    from common.fileio import atomic_path
+    from symbol.checkpoint import save_checkpoint
     from tools.caffe_converter.conversion import convert_caffe
     from tools.caffe_converter.converter import convert_base
     from tools.caffe_converter.reader import read_caffemodel, read_prototxt
