@@ -336,19 +336,14 @@ def format_table(result: VOCResult) -> str:
 
 # --------------------------------------------------------------------------- detection files
 def _load_json_list(path: Path) -> list:
+    from common.fileio import read_json
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"detection file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DetectionFileError(f"cannot read detection file {path}: {err}") from None
-    if not text.strip():
-        raise DetectionFileError(f"detection file {path} is empty (an empty detection set is "
-                                 f"written [])")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DetectionFileError(f"detection file {path} is not valid JSON: {err}") from None
+        data = read_json(path, "detection file",
+                         lambda p: "it is empty (an empty detection set is written [])" if not p.read_bytes().strip()
+                         else "it is damaged")
+    except ValueError as err:
+        raise DetectionFileError(str(err)) from None
     if not isinstance(data, list):
         raise DetectionFileError(f"detection file {path} must hold a JSON list of detections, "
                                  f"got a {type(data).__name__}")
