@@ -98,6 +98,9 @@ class Detector:
         ``'MKLDNN'`` on a CPU when MXNet is built with it (fused conv + BN +
         activation, same detections, up to 4x faster for SSDLite), None
         MXNet's plain graph.
+    prepare : bool
+        Move the network to ``ctx`` and hybridize it (the default). False runs
+        it as it is: the training loop validates the network it trains.
 
     Notes
     -----
@@ -108,7 +111,7 @@ class Detector:
 
     def __init__(self, net: SSDBase, config: ModelConfig, ctx: Optional[mx.Context] = None,
                  batch_size: int = 1, thresh: Optional[float] = None,
-                 backend: Optional[str] = "auto") -> None:
+                 backend: Optional[str] = "auto", prepare: bool = True) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if thresh is not None and not 0.0 <= thresh <= 1.0:
@@ -116,10 +119,10 @@ class Detector:
         if config.num_classes != net.num_classes:
             raise ValueError(f"config has {config.num_classes} class names but the network "
                              f"{net.num_classes} classes")
-        nms = net.nms_config
-        if thresh is not None and thresh < nms["thresh"]:
-            logger.debug("lowering the network's decoding threshold from %g to %g", nms["thresh"], thresh)
-            net.set_nms(**{**nms, "thresh": thresh})
+        decoding = net.decoding
+        if thresh is not None and thresh < decoding.thresh:
+            logger.debug("lowering the network's decoding threshold from %g to %g", decoding.thresh, thresh)
+            net.set_nms(decoding.replace(thresh=thresh))
         self.net = net
         self.config = config.replace(nms=net.nms_config)
         self.ctx = ctx or mx.cpu()
@@ -128,11 +131,12 @@ class Detector:
         if backend == "auto":
             backend = _default_backend(self.ctx)
         self.backend = backend
-        net.collect_params().reset_ctx(self.ctx)
-        hybrid_kwargs: dict[str, Any] = {"static_alloc": True, "static_shape": True}
-        if backend is not None:
-            hybrid_kwargs["backend"] = backend
-        net.hybridize(**hybrid_kwargs)
+        if prepare:
+            net.collect_params().reset_ctx(self.ctx)
+            hybrid_kwargs: dict[str, Any] = {"static_alloc": True, "static_shape": True}
+            if backend is not None:
+                hybrid_kwargs["backend"] = backend
+            net.hybridize(**hybrid_kwargs)
 
     @classmethod
     def from_checkpoint(cls, prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] = None,

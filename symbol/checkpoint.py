@@ -36,12 +36,13 @@ import mxnet as mx
 
 from common.fileio import atomic_path, read_json, write_json
 
+from .detection import DecodeConfig
 from .factory import CAFFE_GRAPH, get_model, model_names
 from .presets import Preprocessing, find_preset, network_names
 from .ssd import SSDBase
 
-__all__ = ["FORMAT_VERSION", "ModelConfig", "config_path", "load_checkpoint", "params_path", "read_config",
-           "save_checkpoint"]
+__all__ = ["FORMAT_VERSION", "ModelConfig", "config_path", "load_checkpoint", "mid_epoch_note", "params_path",
+           "read_config", "save_checkpoint", "state_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 #: which older code reads alike.
 FORMAT_VERSION = 2
 _FORMAT_NAME = "mxnet-ssd-gluon checkpoint"
-NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress", "nms_mode")
 _CONFIG_OVERRIDES = ("network", "data_shape", "class_names", "preprocess", "backbone_kwargs")
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -66,6 +66,26 @@ def params_path(prefix: PathLike, epoch: int) -> Path:
 def config_path(prefix: PathLike) -> Path:
     """``PREFIX-config.json``, shared by every epoch of a run."""
     return Path(f"{os.fspath(prefix)}-config.json")
+
+
+def state_path(prefix: PathLike, epoch: int) -> Path:
+    """``PREFIX-EPOCH-state.json``: where training stood at that checkpoint (see
+    :mod:`train.checkpoints`); a checkpoint taken in the middle of an epoch says so there."""
+    return Path(f"{os.fspath(prefix)}-{epoch:04d}-state.json")
+
+
+def mid_epoch_note(prefix: PathLike, epoch: int) -> Optional[str]:
+    """A sentence saying that ``PREFIX-EPOCH`` was taken in the middle of its epoch, or None
+    (a complete checkpoint, or one without a training state file)."""
+    try:
+        state = read_json(state_path(prefix, epoch), "training state file")
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("complete", True):
+        return None
+    return (f"{params_path(prefix, epoch)} was saved in the middle of epoch {epoch} (after batch "
+            f"{state.get('batch', '?')} of {state.get('batches', '?')}): its weights are those of an "
+            f"unfinished epoch; train.py --resume {epoch} finishes it")
 
 
 # ---------------------------------------------------------------------- config
@@ -88,7 +108,8 @@ class ModelConfig:
         Backbone options passed to :func:`symbol.get_model` (e.g. MobileNet's
         ``multiplier`` and ``batch_norm``). Read-only.
     nms : mapping
-        Decoding defaults, keyword arguments of :meth:`SSD.set_nms`. Read-only.
+        Decoding defaults, :class:`DecodeConfig` settings (validated by it;
+        missing ones take its defaults). Read-only.
     layout : mapping, optional
         The model's own layout when it is not the preset table's (see
         :func:`symbol.get_model`): a converted Caffe graph for ``'caffe'``, or
@@ -136,14 +157,15 @@ class ModelConfig:
         if (not isinstance(self.backbone_kwargs, Mapping)
                 or not all(isinstance(k, str) for k in self.backbone_kwargs)):
             raise ValueError(f"backbone_kwargs must be a dict with string keys, got {self.backbone_kwargs!r}")
-        clash = sorted(set(self.backbone_kwargs) & (set(NMS_KEYS) | {"preprocess", "ctx", "pretrained_base"}))
+        clash = sorted(set(self.backbone_kwargs) & (set(DecodeConfig.names()) | {"preprocess", "ctx", "pretrained_base"}))
         if clash:
             raise ValueError(f"backbone_kwargs must not set {clash}; use the dedicated fields")
         if not isinstance(self.nms, Mapping):
             raise ValueError(f"nms must be a dict, got {self.nms!r}")
-        unknown = sorted(set(self.nms) - set(NMS_KEYS))
-        if unknown:
-            raise ValueError(f"unknown nms settings {unknown}; valid: {', '.join(NMS_KEYS)}")
+        try:
+            DecodeConfig.from_dict(self.nms)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"nms: {err}") from None
         if self.version is None:
             object.__setattr__(self, "version", 1 if self.layout is None else FORMAT_VERSION)
         if not isinstance(self.version, int) or self.version < 1:
@@ -160,6 +182,11 @@ class ModelConfig:
     def num_classes(self) -> int:
         """Number of foreground classes (``len(class_names)``)."""
         return len(self.class_names)
+
+    @property
+    def decoding(self) -> DecodeConfig:
+        """The decoding defaults (``nms``) as a :class:`DecodeConfig`."""
+        return DecodeConfig.from_dict(self.nms)
 
     @classmethod
     def from_net(cls, net: SSDBase, class_names: Sequence[str]) -> "ModelConfig":
@@ -319,8 +346,8 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
         values; without a config file (a params-only checkpoint, e.g. converted
         from mxnet-ssd) ``network``, ``data_shape`` and ``class_names`` are
         required and the others default to the preset's. ``nms_thresh``,
-        ``nms_topk``, ``keep_topk``, ``thresh`` and ``force_suppress`` change
-        the decoding settings. ``None`` values are ignored, so that unset
+        ``nms_topk``, ``keep_topk``, ``thresh``, ``force_suppress`` and
+        ``nms_mode`` (:meth:`DecodeConfig.names`) change the decoding settings. ``None`` values are ignored, so that unset
         command-line flags can be passed through.
 
     Returns
@@ -340,10 +367,10 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
         that do not fit the network.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - set(_CONFIG_OVERRIDES) - set(NMS_KEYS))
+    unknown = sorted(set(overrides) - set(_CONFIG_OVERRIDES) - set(DecodeConfig.names()))
     if unknown:
         raise ValueError(f"unknown load_checkpoint overrides {unknown}; valid: "
-                         f"{', '.join(_CONFIG_OVERRIDES + NMS_KEYS)}")
+                         f"{', '.join(_CONFIG_OVERRIDES + DecodeConfig.names())}")
     if "network" in overrides and overrides["network"] not in network_names():
         raise ValueError(f"unknown network {overrides['network']!r}; valid names: "
                          f"{', '.join(network_names())}")
@@ -351,7 +378,7 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
     if not params_file.is_file():
         raise FileNotFoundError(f"checkpoint params not found: {params_file} (check the prefix "
                                 f"and the epoch)")
-    nms = {k: overrides.pop(k) for k in NMS_KEYS if k in overrides}
+    nms = {k: overrides.pop(k) for k in DecodeConfig.names() if k in overrides}
     config = _resolve_config(prefix, overrides)
     if nms:
         config = config.replace(nms={**config.nms, **nms})
@@ -359,8 +386,8 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
     ctx = ctx or mx.cpu()
     try:
         net = get_model(config.network, config.data_shape, config.num_classes, layout=config.layout,
-                        preprocess=config.preprocess, ctx=ctx, **dict(config.backbone_kwargs),
-                        **dict(config.nms))
+                        preprocess=config.preprocess, ctx=ctx, decoding=config.decoding,
+                        **dict(config.backbone_kwargs))
     except TypeError as err:  # a backbone option its builder does not take
         raise ValueError(f"cannot build {config.network} with backbone options "
                          f"{dict(config.backbone_kwargs)}: {err}") from None
@@ -376,6 +403,9 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
                          f"that the network, the backbone options and the number of classes match "
                          f"the ones it was trained with") from None
     config = config.replace(nms=dict(net.nms_config))
+    note = mid_epoch_note(prefix, epoch)
+    if note is not None:
+        logger.warning("%s", note)
     logger.info("loaded %s (%s, %d classes)", params_file, config.network, config.num_classes)
     return net, config
 

@@ -1,17 +1,87 @@
-"""Inference-time decoding: softmax, MultiBoxDetection, NMS, top-k, all in the graph."""
+"""Inference-time decoding: softmax, MultiBoxDetection, NMS, top-k, all in the graph.
+
+:class:`DecodeConfig` declares the six decoding settings once; the network
+(``SSDBase.set_nms``), checkpoint configs (``nms``), the detector and the
+command lines all go through it.
+"""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
 
 from mxnet.gluon import HybridBlock
 
 from .boxes import VARIANCES
 
-__all__ = ["DetectionOutput", "NMS_MODES", "VARIANCES"]
+__all__ = ["DecodeConfig", "DetectionOutput", "NMS_MODES", "VARIANCES"]
 
 #: ``multibox``: MXNet's MultiBoxDetection (each prior votes for its best class).
 #: ``caffe``: Caffe's DetectionOutput (every class above the threshold per prior).
 NMS_MODES = ("multibox", "caffe")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How raw predictions become detections (see :class:`DetectionOutput`).
+
+    Attributes
+    ----------
+    nms_thresh : float
+        NMS IoU threshold, in (0, 1].
+    nms_topk : int
+        Candidates that enter NMS (per class in ``caffe`` mode); -1: all.
+    keep_topk : int
+        Detections kept per image.
+    thresh : float
+        Score threshold of the candidates, in [0, 1).
+    force_suppress : bool
+        Class-agnostic NMS.
+    nms_mode : {'multibox', 'caffe'}
+    """
+
+    nms_thresh: float = 0.45
+    nms_topk: int = 400
+    keep_topk: int = 200
+    thresh: float = 0.01
+    force_suppress: bool = False
+    nms_mode: str = "multibox"
+
+    def __post_init__(self) -> None:
+        if self.nms_mode not in NMS_MODES:
+            raise ValueError(f"nms_mode must be one of {NMS_MODES}, got {self.nms_mode!r}")
+        if not 0.0 < self.nms_thresh <= 1.0:
+            raise ValueError(f"nms_thresh must be in (0, 1], got {self.nms_thresh}")
+        if self.keep_topk < 1:
+            raise ValueError(f"keep_topk must be positive, got {self.keep_topk}")
+        if self.nms_topk == 0 or self.nms_topk < -1:
+            raise ValueError(f"nms_topk must be positive or -1, got {self.nms_topk}")
+        if not 0.0 <= self.thresh < 1.0:
+            raise ValueError(f"thresh must be in [0, 1), got {self.thresh}")
+        for name, kind in (("nms_thresh", float), ("nms_topk", int), ("keep_topk", int), ("thresh", float),
+                           ("force_suppress", bool)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names (the keys of a checkpoint config's ``nms``)."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DecodeConfig":
+        """Settings from a dict; missing ones keep their defaults, unknown ones are an error."""
+        unknown = sorted(set(d) - set(cls.names()))
+        if unknown:
+            raise ValueError(f"unknown decoding settings {unknown}; valid: {', '.join(cls.names())}")
+        return cls(**dict(d))
+
+    def replace(self, **changes: Any) -> "DecodeConfig":
+        """A copy with the given settings changed; None values leave a setting as it is
+        (unset command-line flags)."""
+        return DecodeConfig.from_dict({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
 
 
 class DetectionOutput(HybridBlock):
@@ -49,10 +119,10 @@ class DetectionOutput(HybridBlock):
     Caffe model's PriorBox ``variance``).
     """
 
-    def __init__(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
-                 thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox",
-                 num_classes: Optional[int] = None, variances: Sequence[float] = VARIANCES,
-                 **kwargs) -> None:
+    def __init__(self, decoding: Optional[DecodeConfig] = None, *, num_classes: Optional[int] = None,
+                 variances: Sequence[float] = VARIANCES, **settings: Any) -> None:
+        settings, kwargs = ({k: v for k, v in settings.items() if k in DecodeConfig.names()},
+                            {k: v for k, v in settings.items() if k not in DecodeConfig.names()})
         super().__init__(**kwargs)
         v = tuple(float(x) for x in variances)
         if len(v) != 4 or min(v) <= 0:
@@ -60,31 +130,22 @@ class DetectionOutput(HybridBlock):
         self.variances = v
         # Bounds the candidates of nms_mode 'caffe' with force_suppress (num_classes * nms_topk).
         self.num_classes = num_classes
-        self.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode)
+        self.decoding = (decoding or DecodeConfig()).replace(**settings)
 
-    def configure(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
-                  thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox") -> None:
-        """Validate and store the decoding parameters (see the class docstring)."""
-        if nms_mode not in NMS_MODES:
-            raise ValueError(f"nms_mode must be one of {NMS_MODES}, got {nms_mode!r}")
-        if not 0.0 < nms_thresh <= 1.0:
-            raise ValueError(f"nms_thresh must be in (0, 1], got {nms_thresh}")
-        if keep_topk < 1:
-            raise ValueError(f"keep_topk must be positive, got {keep_topk}")
-        if nms_topk == 0 or nms_topk < -1:
-            raise ValueError(f"nms_topk must be positive or -1, got {nms_topk}")
-        if not 0.0 <= thresh < 1.0:
-            raise ValueError(f"thresh must be in [0, 1), got {thresh}")
-        self.nms_thresh, self.nms_topk, self.keep_topk = float(nms_thresh), int(nms_topk), int(keep_topk)
-        self.thresh, self.force_suppress = float(thresh), bool(force_suppress)
-        self.nms_mode = nms_mode
+    def configure(self, decoding: Optional[DecodeConfig] = None, **settings: Any) -> None:
+        """Use ``decoding``, or the current settings with ``settings`` changed (validated)."""
+        self.decoding = (decoding or self.decoding).replace(**settings)
         self._clear_cached_op()
 
     @property
     def config(self) -> dict:
-        """The decoding parameters as keyword arguments of :meth:`configure`."""
-        return dict(nms_thresh=self.nms_thresh, nms_topk=self.nms_topk, keep_topk=self.keep_topk,
-                    thresh=self.thresh, force_suppress=self.force_suppress, nms_mode=self.nms_mode)
+        """The decoding settings as a dict (keyword arguments of :meth:`configure`)."""
+        return self.decoding.to_dict()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in DecodeConfig.names():  # self.nms_thresh, ... read the current settings
+            return getattr(self.__dict__["decoding"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def hybrid_forward(self, F, cls_preds, box_preds, anchors):
         if self.nms_mode == "caffe":
@@ -123,8 +184,11 @@ class DetectionOutput(HybridBlock):
 
         Each (image, class) is one two-class problem for MultiBoxDetection: with
         a single foreground class its per-anchor best class is that class, so it
-        does exactly Caffe's per-class work (threshold, top k, NMS at IoU >
-        ``nms_thresh``) on boxes decoded without clipping, as Caffe's are.
+        does Caffe's per-class work (threshold, top k, greedy NMS) on boxes
+        decoded without clipping, as Caffe's are. One difference remains:
+        MultiBoxDetection suppresses at IoU >= ``nms_thresh`` where Caffe
+        suppresses at IoU > ``nms_thresh``; they differ only for a pair at
+        exactly the threshold.
         """
         prob = F.softmax(cls_preds, axis=-1)  # (B, N, C + 1)
         scores = F.transpose(F.slice_axis(prob, axis=2, begin=1, end=None), axes=(0, 2, 1))  # (B, C, N)

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Union
 import mxnet as mx
 
 from .anchors import anchor_specs
+from .detection import DecodeConfig
 from .presets import CAFFE_VGG, Preprocessing, Preset, find_preset, network_names
 from .ssd import SSD, SSDBase
 
@@ -44,8 +45,6 @@ assert sorted(NETWORKS) == network_names(), "NETWORKS and PRESETS must name the 
 #: The network that executes a Caffe deploy graph (its ``layout``) rather than a preset.
 CAFFE_GRAPH = "caffe"
 
-_NMS_KEYS = ("nms_thresh", "nms_topk", "keep_topk", "thresh", "force_suppress", "nms_mode")
-
 
 def model_names() -> list[str]:
     """Every network name a checkpoint may record: :func:`network_names` and
@@ -57,7 +56,8 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
               layout: Optional[Mapping[str, Any]] = None,
               pretrained_base: Optional[str] = None,
               preprocess: Union[Preprocessing, dict, None] = None,
-              ctx: Optional[mx.Context] = None, **kwargs: Any) -> SSDBase:
+              ctx: Optional[mx.Context] = None, decoding: Optional[DecodeConfig] = None,
+              **kwargs: Any) -> SSDBase:
     """Build an initialized SSD.
 
     Parameters
@@ -84,9 +84,11 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
         Override the preset's in-graph input normalization.
     ctx : mx.Context, optional
         Where to initialize the parameters (default CPU).
+    decoding : DecodeConfig, optional
+        Decoding defaults (:class:`DecodeConfig`'s when omitted).
     **kwargs
-        Decoding defaults (``nms_thresh``, ``nms_topk``, ``keep_topk``,
-        ``thresh``, ``force_suppress``) and backbone options (e.g.
+        Single decoding settings (:meth:`DecodeConfig.names`, applied over
+        ``decoding``) and backbone options (e.g.
         ``multiplier`` and ``batch_norm`` for ``mobilenet``, whose multiplier
         thins the extra layers too, e.g. 0.25 for a model of a few MB).
 
@@ -116,7 +118,8 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     ctx = ctx or mx.cpu()
-    nms_kwargs = {k: kwargs.pop(k) for k in _NMS_KEYS if k in kwargs}
+    decoding = (decoding or DecodeConfig()).replace(
+        **{k: kwargs.pop(k) for k in DecodeConfig.names() if k in kwargs})
     if isinstance(preprocess, dict):
         preprocess = Preprocessing.from_dict(preprocess)
     if name == CAFFE_GRAPH:
@@ -127,12 +130,12 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
 
         preprocess = preprocess or CAFFE_VGG
         net: SSDBase = CaffeGraphSSD(layout, num_classes, data_shape, preprocess, prefix="ssd_caffe_",
-                                     **nms_kwargs)
+                                     decoding=decoding)
         backbone_kwargs: dict = {}
     else:
         preprocess = preprocess or preset.preprocess
         net, backbone_kwargs = _build_ssd(name, preset, data_shape, num_classes, preprocess, pretrained_base,
-                                          ctx, kwargs, nms_kwargs)
+                                          ctx, kwargs, decoding)
     _initialize(net, name, data_shape, ctx)
     net.build_args = {"network": name, "data_shape": data_shape, "num_classes": num_classes,
                       "preprocess": preprocess.to_dict(),
@@ -144,7 +147,7 @@ def get_model(name: str, data_shape: int, num_classes: int, *,
 
 def _build_ssd(name: str, preset: Preset, data_shape: int, num_classes: int, preprocess: Preprocessing,
                pretrained_base: Optional[str], ctx: mx.Context, kwargs: dict,
-               nms_kwargs: dict) -> tuple[SSD, dict]:
+               decoding: DecodeConfig) -> tuple[SSD, dict]:
     """The preset network ``name`` (backbone, extras, heads and priors of ``preset``)
     and the backbone options it was built with."""
     netdef = NETWORKS[name]
@@ -163,7 +166,7 @@ def _build_ssd(name: str, preset: Preset, data_shape: int, num_classes: int, pre
     net = SSD(backbone, extras, anchor_specs(preset, data_shape), num_classes, data_shape,
               preprocess, preset.normalization, extra_style=extra_style,
               head_style=netdef.head_style, head_kernel=preset.head_kernel,
-              prefix=f"ssd_{name}_", **nms_kwargs)
+              prefix=f"ssd_{name}_", decoding=decoding)
     return net, backbone_kwargs
 
 

