@@ -1,1 +1,4 @@
-"""tools package (filled in by later work)."""
+"""Command-line tools beside the three root scripts: dataset preparation and browsing
+(``prepare_dataset``, ``browse_dataset``, ``make_synthetic``), model conversion
+(``caffe_converter``, ``model_converters``), distributed launch (``launch``) and the
+pieces the command lines share (``cli``, ``benchmarking``)."""

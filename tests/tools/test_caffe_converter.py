@@ -198,6 +198,7 @@ def test_base_network_for_training(caffe_dir, tmp_path, capsys):
     out = capsys.readouterr()
     assert status == 0, out.err
     assert "fc8 (ImageNet classifier)" in out.out and "parameters left unset: none" in out.out
+    assert out.out.splitlines()[0].startswith("vgg16_reduced base network") and "0 classes" not in out.out
     params = tmp_path / "vgg16_reduced_base.params"
     net = get_model("vgg16_reduced", 300, 20, pretrained_base=str(params))   # what train.py --pretrained does
     conv = net.backbone.fc6[0]

@@ -64,7 +64,11 @@ class Conversion:
     nms: dict = field(default_factory=dict)
 
     def summary(self) -> list[str]:
-        lines = [f"network {self.network} at {self.data_shape}, {len(self.class_names)} classes",
+        if self.class_names:
+            head = f"network {self.network} at {self.data_shape}, {len(self.class_names)} classes"
+        else:  # convert_base: a backbone, no input size or classes of its own
+            head = f"{self.network} base network (the backbone of train.py --network {self.network}; no classes)"
+        lines = [head,
                  f"mapped {len(self.layers_mapped)} layers, {self.blobs_mapped} blobs"]
         if self.priors_checked:
             lines.append(f"priors: {self.priors_checked} equal to Caffe's PriorBox "
