@@ -37,15 +37,24 @@ def print_error(prog: str, message: object) -> None:
 def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
     """``--class-names``: a comma-separated list, or a file with one name per line.
 
+    An existing file is read; any other value holding a comma is a list (80
+    COCO names make a value too long to be a file name); a value without a
+    comma is one class name, unless it looks like a path (a ``/`` or a
+    ``.txt`` / ``.names`` suffix), which is then a missing file.
+
     Raises
     ------
     UsageError
-        Unreadable or empty file, or an empty name in the list.
+        Unreadable, missing or empty file, or an empty name in the list.
     """
     if value is None:
         return None
     path = Path(value)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. ENAMETOOLONG: no file has that name
+        is_file = False
+    if is_file:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as err:
@@ -54,6 +63,9 @@ def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
         if not names:
             raise UsageError(f"class names file {value} is empty")
         return names
+    if "," not in value and ("/" in value or os.sep in value or path.suffix in (".txt", ".names")):
+        raise UsageError(f"class names file not found: {value} (give an existing file with one name "
+                         f"per line, or a comma-separated list)")
     names = [s.strip() for s in value.split(",")]
     if any(not n for n in names):
         raise UsageError(f"--class-names has an empty name: {value!r} (give a comma-separated "

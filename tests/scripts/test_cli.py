@@ -19,6 +19,15 @@ def test_class_names_from_a_list_or_a_file(tmp_path) -> None:
         parse_class_names("cat,,dog")
 
 
+def test_long_class_lists_and_missing_files(tmp_path) -> None:
+    names = [f"a_rather_long_class_name_{k:02d}" for k in range(80)]
+    assert parse_class_names(",".join(names)) == names  # too long to be a file name: a list
+    assert parse_class_names("car") == ["car"]
+    for missing in ("names.txt", "data/voc.names", str(tmp_path / "labels")):
+        with pytest.raises(UsageError, match=f"class names file not found: {missing}"):
+            parse_class_names(missing)
+
+
 def test_parser_errors_raise_instead_of_exiting() -> None:
     parser = ArgumentParser(prog="x")
     parser.add_argument("--n", type=int)
