@@ -11,6 +11,8 @@ Choices, each as GluonCV's ``COCODetection`` makes them:
   ignore detections that fall on them;
 - boxes that are empty after clipping (COCO has a few with ``w`` or ``h`` of
   0) are dropped with a debug log line instead of failing the whole file;
+  boxes clipped to their image give one warning with their count and an
+  example annotation;
 - images without (kept) annotations are kept, with ``N = 0``.
 """
 from __future__ import annotations
@@ -131,6 +133,7 @@ class COCODetection:
 
         objects: dict[int, list[tuple[list[float], int, bool]]] = {i: [] for i in images}
         dropped = 0
+        clipped: list[int] = []
         for k, ann in enumerate(data.get("annotations", [])):
             try:
                 image_id, cid = int(ann["image_id"]), int(ann["category_id"])
@@ -150,9 +153,15 @@ class COCODetection:
                 dropped += 1
                 logger.debug("%s: annotation %d has an empty box %s, dropped", path, k, ann["bbox"])
                 continue
+            if not np.array_equal(box, [x, y, x + w, y + h]):
+                clipped.append(k)
             objects[image_id].append((box.tolist(), self.category_id_to_label[cid], crowd))
         if dropped:
             logger.info("%s: dropped %d empty boxes", path, dropped)
+        if clipped:
+            logger.warning("%s: clipped %d box%s reaching outside the image to it (e.g. annotation %d, "
+                           "id %s)", path, len(clipped), "es" if len(clipped) > 1 else "", clipped[0],
+                           data["annotations"][clipped[0]].get("id"))
 
         self.ids: tuple[int, ...] = tuple(sorted(images))
         self._annotations = []

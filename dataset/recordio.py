@@ -27,6 +27,10 @@ outside it). :func:`pack_records` runs the ``im2rec.py`` shipped in the
 ``mxnet`` package with ``--pack-label --pass-through``: the original image
 bytes (JPEG or PNG) are stored unchanged, so packing loses no quality and
 :class:`RecordDetection` recovers each image's size by decoding it.
+
+The records hold class indices only; their names travel in ``PREFIX.names``
+beside ``PREFIX.rec`` (one a line, see :mod:`dataset.classes`), which
+:func:`make_records` writes and :class:`RecordDetection` reads.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .annotation import Annotation, check_class_names
+from .classes import names_path, read_names_file, write_names_file
 
 __all__ = ["HEADER_WIDTH", "OBJECT_WIDTH", "RecordDetection", "detection_label", "find_im2rec",
            "make_records", "pack_records", "parse_detection_label", "write_detection_list"]
@@ -200,17 +205,25 @@ def pack_records(lst_path: PathLike, root: PathLike, num_thread: int = 1) -> tup
 
 def make_records(annotations: Sequence[Annotation], prefix: PathLike,
                  root: Optional[PathLike] = None, shuffle: bool = True, seed: int = 0,
-                 num_thread: int = 1) -> dict[str, int]:
-    """Write ``PREFIX.lst`` then pack ``PREFIX.rec`` / ``PREFIX.idx``.
+                 num_thread: int = 1, class_names: Optional[Sequence[str]] = None) -> dict[str, int]:
+    """Write ``PREFIX.lst`` then pack ``PREFIX.rec`` / ``PREFIX.idx``, and ``PREFIX.names``.
 
     ``root`` is as in :func:`write_detection_list` (default: the filesystem
-    root, so every path is absolute). Returns ``{"images", "objects",
-    "rows"}`` counts.
+    root, so every path is absolute). ``class_names`` (label = index) are
+    written to ``PREFIX.names`` atomically once the records are packed; without
+    them an older ``PREFIX.names`` is removed, so no file names other classes.
+    Returns ``{"images", "objects", "rows"}`` counts.
     """
     prefix = Path(prefix)
+    names = check_class_names(class_names) if class_names is not None else None
     lst = prefix.parent / (prefix.name + ".lst")
     rows = write_detection_list(annotations, lst, root=root, shuffle=shuffle, seed=seed)
-    pack_records(lst, root if root is not None else Path(lst.anchor or "/"), num_thread=num_thread)
+    rec, _ = pack_records(lst, root if root is not None else Path(lst.anchor or "/"), num_thread=num_thread)
+    if names is not None:
+        write_names_file(names_path(rec), names)
+    elif names_path(rec).exists():
+        names_path(rec).unlink()
+        logger.info("removed %s: no class names were given for the new records", names_path(rec))
     return {"images": len(annotations), "objects": sum(a.num_objects for a in annotations),
             "rows": rows}
 
@@ -252,6 +265,23 @@ def parse_detection_label(raw: np.ndarray, width: int, height: int,
     return boxes.astype(np.float32), classes.astype(np.int64), difficult
 
 
+def _record_class_names(rec_path: Path, class_names: Optional[Sequence[str]]) -> tuple[str, ...]:
+    """The given class names checked against ``PREFIX.names``, or that file's names."""
+    path = names_path(rec_path)
+    stored = read_names_file(path) if path.is_file() else None
+    if class_names is None:
+        if stored is None:
+            raise ValueError(f"{rec_path} holds class indices only and there is no {path} to name "
+                             f"them: pass --class-names (a,b,c or a file with one a line), or pack "
+                             f"the records with tools/prepare_dataset, which writes {path.name}")
+        return stored
+    names = check_class_names(class_names)
+    if stored is not None and names != stored:
+        raise ValueError(f"class names {','.join(names)} differ from {','.join(stored)} stored in "
+                         f"{path}: drop --class-names to use the stored ones, or fix {path.name}")
+    return names
+
+
 class RecordDetection:
     """Detection records packed by :func:`make_records` (or mxnet-ssd / im2rec).
 
@@ -261,8 +291,11 @@ class RecordDetection:
         The ``.rec`` file.
     idx_path : path-like, optional
         Its index; default: ``rec_path`` with the suffix ``.idx``.
-    class_names : sequence of str
-        Foreground classes, label = index (the records hold only the indices).
+    class_names : sequence of str, optional
+        Foreground classes, label = index (the records hold only the
+        indices). Default: those of ``PREFIX.names`` beside the ``.rec``
+        (see :mod:`dataset.classes`); given when that file exists, they must
+        equal its names.
 
     ``ds[i]`` is the :class:`Annotation` of record ``ds.ids[i]`` (in index
     file order). Its ``image`` is ``"REC_PATH#ID"``, not a file: get the
@@ -272,15 +305,15 @@ class RecordDetection:
     """
 
     def __init__(self, rec_path: PathLike, idx_path: Optional[PathLike] = None,
-                 class_names: Sequence[str] = ()) -> None:
+                 class_names: Optional[Sequence[str]] = None) -> None:
         import mxnet as mx  # imported on use, like the other MXNet-facing modules
 
-        self.class_names: tuple[str, ...] = check_class_names(class_names)
         self.rec_path = Path(rec_path)
         self.idx_path = Path(idx_path) if idx_path is not None else self.rec_path.with_suffix(".idx")
         for path, what in ((self.rec_path, "record"), (self.idx_path, "record index")):
             if not path.is_file():
                 raise FileNotFoundError(f"{what} file not found: {path}")
+        self.class_names: tuple[str, ...] = _record_class_names(self.rec_path, class_names)
         self._mx = mx
         self._record = mx.recordio.MXIndexedRecordIO(str(self.idx_path), str(self.rec_path), "r")
         self.ids: tuple[int, ...] = tuple(int(k) for k in self._record.keys)

@@ -16,8 +16,15 @@ subtracts nothing; both differ from this by at most one pixel.)
 :func:`dataset.synthetic.write_voc_xml` writes the inverse.
 
 Boxes reaching outside the image are clipped to it (the VOC 2012 and many
-home-made annotations have a few); a box that is empty after clipping is an
-error naming the file and the object index.
+home-made annotations have a few); a reader logs one warning with their count
+and an example file. A box that is empty after clipping is an error naming
+the file and the object index. Objects of classes not in ``class_names`` are
+an error naming the file and the class, or with ``skip_unknown`` are dropped
+with one warning counting them per class.
+
+Class names inferred from the annotations (``VOCFolder`` without
+``class_names``) are checked for look-alikes (``person`` / ``peson``, see
+:func:`dataset.classes.check_lookalike_names`).
 
 Readers parse every annotation when they are built, so a bad file is
 reported at once rather than in the middle of training.
@@ -27,14 +34,18 @@ from __future__ import annotations
 import logging
 import os
 import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from .annotation import Annotation, check_class_names
+from .classes import check_lookalike_names
 
-__all__ = ["VOC_CLASSES", "VOCDetection", "VOCFolder", "parse_voc_xml", "read_class_names"]
+__all__ = ["VOC_CLASSES", "VOCDetection", "VOCFolder", "folder_splits", "parse_voc_xml",
+           "read_class_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +79,32 @@ def _read_xml(path: Path) -> ET.Element:
         return ET.parse(path).getroot()
     except ET.ParseError as err:
         raise ValueError(f"{path}: malformed XML: {err}") from None
+
+
+@dataclass
+class _Report:
+    """What parsing changed silently: clipped boxes and dropped objects of unknown classes."""
+
+    clipped: list[tuple[Path, int]] = field(default_factory=list)
+    unknown: Counter = field(default_factory=Counter)
+    unknown_example: Optional[Path] = None
+
+    def add(self, other: "_Report") -> None:
+        self.clipped += other.clipped
+        self.unknown.update(other.unknown)
+        self.unknown_example = self.unknown_example or other.unknown_example
+
+    def log(self, where: str) -> None:
+        """One warning per kind of change, with counts and an example file."""
+        if self.clipped:
+            path, i = self.clipped[0]
+            logger.warning("%s: clipped %d box%s reaching outside the image to it (e.g. object %d of %s)",
+                           where, len(self.clipped), "es" if len(self.clipped) > 1 else "", i, path)
+        if self.unknown:
+            counts = ", ".join(f"{n} {name!r}" for name, n in sorted(self.unknown.items()))
+            logger.warning("%s: dropped %d object%s of classes not in the class names (%s; e.g. in %s)",
+                           where, sum(self.unknown.values()),
+                           "s" if sum(self.unknown.values()) > 1 else "", counts, self.unknown_example)
 
 
 def parse_voc_xml(path: PathLike, class_names: Sequence[str], use_difficult: bool = True,
@@ -107,9 +144,13 @@ def parse_voc_xml(path: PathLike, class_names: Sequence[str], use_difficult: boo
         box that is empty after clipping; the message names the file (and the
         0-based object index).
     """
-    path = Path(path)
-    names = check_class_names(class_names)
+    return _parse(Path(path), check_class_names(class_names), use_difficult, skip_unknown, image)[0]
+
+
+def _parse(path: Path, names: tuple[str, ...], use_difficult: bool, skip_unknown: bool,
+           image: Optional[PathLike]) -> tuple[Annotation, _Report]:
     index = {name: i for i, name in enumerate(names)}
+    report = _Report()
     root = _read_xml(path)
     size = root.find("size")
     if size is None:
@@ -131,9 +172,13 @@ def parse_voc_xml(path: PathLike, class_names: Sequence[str], use_difficult: boo
         name = _text(obj, "name", path, where)
         if name not in index:
             if skip_unknown:
+                report.unknown[name] += 1
+                report.unknown_example = report.unknown_example or path
                 continue
-            raise ValueError(f"{path}: {where} has unknown class {name!r}; known classes: "
-                             f"{list(names)} (use skip_unknown=True to drop it)")
+            shown = list(names) if len(names) <= 20 else [*names[:20], "..."]
+            raise ValueError(f"{path}: {where} has unknown class {name!r} (the classes are {shown}); "
+                             f"pass --skip-unknown to drop objects of other classes, or --class-names "
+                             f"to list every class")
         hard = (obj.findtext("difficult") or "0").strip() or "0"
         if hard not in ("0", "1"):
             raise ValueError(f"{path}: {where} ({name}) <difficult> must be 0 or 1, got {hard!r}")
@@ -151,28 +196,54 @@ def parse_voc_xml(path: PathLike, class_names: Sequence[str], use_difficult: boo
                              f"{width}x{height} image: xmin={x1:g} ymin={y1:g} xmax={x2:g} "
                              f"ymax={y2:g}")
         if not np.array_equal(box, [x1 - 1, y1 - 1, x2, y2]):
-            logger.debug("%s: %s box clipped to the image", path, where)
+            report.clipped.append((path, i))
         boxes.append(box)
         labels.append(index[name])
         difficult.append(is_difficult)
-    return Annotation(str(image), width, height,
-                      np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                      np.asarray(labels, dtype=np.int64), np.asarray(difficult, dtype=bool))
+    ann = Annotation(str(image), width, height, np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                     np.asarray(labels, dtype=np.int64), np.asarray(difficult, dtype=bool))
+    return ann, report
 
 
-def read_class_names(xml_files: Iterable[PathLike]) -> tuple[str, ...]:
-    """Sorted distinct object names found in the given VOC XML files."""
-    found: set[str] = set()
+def read_class_names(xml_files: Iterable[PathLike], where: Optional[str] = None) -> tuple[str, ...]:
+    """Sorted distinct object names found in the given VOC XML files.
+
+    Raises ``ValueError`` when two of them look like one class misspelt
+    (``person`` / ``peson``, ``Car`` / ``car``; see
+    :func:`dataset.classes.check_lookalike_names`), naming both and their files;
+    ``where`` (the data set) prefixes the message.
+    """
+    found: dict[str, list[Path]] = {}
     for f in xml_files:
         f = Path(f)
         for i, obj in enumerate(_read_xml(f).iter("object")):
-            found.add(_text(obj, "name", f, f"object {i}"))
+            files = found.setdefault(_text(obj, "name", f, f"object {i}"), [])
+            if not files or files[-1] != f:
+                files.append(f)
+    check_lookalike_names(found, where)
     return tuple(sorted(found))
+
+
+def _listed_splits(main: Path) -> list[str]:
+    """The image sets of an ``ImageSets/Main`` folder, without VOC's per-class lists
+    (``aeroplane_train`` when ``train`` is there)."""
+    stems = sorted(p.stem for p in main.glob("*.txt"))
+    return [s for s in stems if not any(s.endswith("_" + t) for t in stems if t != s)]
+
+
+def folder_splits(root: PathLike) -> Optional[list[str]]:
+    """The image sets listed in ``ROOT/ImageSets/Main`` (``["test", "train"]``), or
+    None when the folder has no ``ImageSets/Main`` (every annotation is then one set)."""
+    main = Path(root) / "ImageSets" / "Main"
+    return _listed_splits(main) if main.is_dir() else None
 
 
 def _read_ids(list_file: Path) -> list[str]:
     if not list_file.is_file():
-        raise FileNotFoundError(f"image set file not found: {list_file}")
+        main = list_file.parent
+        have = _listed_splits(main) if main.is_dir() else []
+        raise FileNotFoundError(f"image set {list_file.stem!r} not found: no {list_file}; the sets in "
+                                f"{main} are: {', '.join(have) if have else 'none'}")
     # VOC's per-class lists ("ID  1") share the format; the first column is the id.
     return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
 
@@ -186,18 +257,20 @@ class _VOCBase:
     """List of ``(xml, image)`` pairs parsed once into :class:`Annotation` objects."""
 
     def __init__(self, items: list[tuple[str, Path, Optional[Path]]], class_names: Sequence[str],
-                 use_difficult: bool, skip_unknown: bool) -> None:
+                 use_difficult: bool, skip_unknown: bool, where: str) -> None:
         self.class_names: tuple[str, ...] = check_class_names(class_names)
         self.ids: tuple[str, ...] = tuple(i for i, _, _ in items)
         annotations = []
+        report = _Report()
         for _, xml, image in items:
-            ann = parse_voc_xml(xml, self.class_names, use_difficult=use_difficult,
-                                skip_unknown=skip_unknown, image=image)
+            ann, changes = _parse(Path(xml), self.class_names, use_difficult, skip_unknown, image)
             if not Path(ann.image).is_file():
                 raise FileNotFoundError(f"image not found: {ann.image} (named by {xml})")
             annotations.append(ann)
+            report.add(changes)
         self._annotations = annotations
-        logger.info("%s: %d images, %d objects, %d classes", type(self).__name__, len(self),
+        report.log(where)
+        logger.info("%s: %d images, %d objects, %d classes", where, len(self),
                     sum(a.num_objects for a in annotations), len(self.class_names))
 
     def __len__(self) -> int:
@@ -253,7 +326,8 @@ class VOCDetection(_VOCBase):
                 items.append((f"VOC{year}/{image_id}", voc / "Annotations" / f"{image_id}.xml",
                               voc / "JPEGImages" / f"{image_id}.jpg"))
         self.root = root
-        super().__init__(items, class_names, use_difficult, skip_unknown)
+        super().__init__(items, class_names, use_difficult, skip_unknown,
+                         f"{root} ({image_set}, {'+'.join(f'VOC{y}' for y in years)})")
 
 
 class VOCFolder(_VOCBase):
@@ -271,15 +345,19 @@ class VOCFolder(_VOCBase):
         The folder.
     class_names : sequence of str, optional
         Foreground classes, label = index. ``None`` collects the object names
-        found in the selected annotations, sorted.
+        found in the selected annotations, sorted, refusing look-alikes (see
+        :func:`read_class_names`).
     image_set : str, optional
-        Read the ids in ``ImageSets/Main/IMAGE_SET.txt``; ``None`` reads every
-        ``Annotations/*.xml``, sorted by file name.
+        Read the ids in ``ImageSets/Main/IMAGE_SET.txt``. ``None``, or any set
+        when the folder has no ``ImageSets/Main`` (logged at INFO), reads every
+        ``Annotations/*.xml``, sorted by file name. A folder that has
+        ``ImageSets/Main`` but not this set is an error listing the sets it has.
     use_difficult, skip_unknown : bool
         As in :func:`parse_voc_xml`.
 
     The image of ``ID.xml`` is ``JPEGImages/<filename>`` (``ID.jpg`` when the
-    XML has no ``<filename>``). ``ds.ids[i]`` is the XML stem.
+    XML has no ``<filename>``). ``ds.ids[i]`` is the XML stem;
+    ``ds.image_set`` is the set read, None when every annotation was.
     """
 
     def __init__(self, root: PathLike, class_names: Optional[Sequence[str]] = None,
@@ -290,6 +368,10 @@ class VOCFolder(_VOCBase):
         ann_dir = root / "Annotations"
         _require_dir(ann_dir, "Annotations")
         _require_dir(root / "JPEGImages", "JPEGImages")
+        if image_set is not None and folder_splits(root) is None:
+            logger.info("%s has no ImageSets/Main: image set %r is every annotated image", root,
+                        image_set)
+            image_set = None
         if image_set is None:
             xmls = sorted(ann_dir.glob("*.xml"))
             if not xmls:
@@ -297,11 +379,13 @@ class VOCFolder(_VOCBase):
         else:
             xmls = [ann_dir / f"{i}.xml" for i in _read_ids(root / "ImageSets" / "Main"
                                                             / f"{image_set}.txt")]
+        where = f"{root} ({image_set or 'every annotation'})"
         if class_names is None:
-            class_names = read_class_names(xmls)
+            class_names = read_class_names(xmls, where)
             if not class_names:
                 raise ValueError(f"no objects found in {ann_dir} to take class names from; "
                                  "pass class_names")
         self.root = root
+        self.image_set: Optional[str] = image_set
         super().__init__([(x.stem, x, None) for x in xmls], class_names, use_difficult,
-                         skip_unknown)
+                         skip_unknown, where)
