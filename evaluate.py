@@ -56,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rec: the records (default: DATA_ROOT/SET.rec), with the .idx beside them")
     p.add_argument("--class-names", default=None,
                    help="comma-separated class names, or a file with one name per line (default: the "
-                        "checkpoint's; in file mode the dataset's)")
+                        "checkpoint's; in file mode the dataset's: the names found in a folder, "
+                        "VOC's 20, COCO's categories, the PREFIX.names beside the records)")
+    p.add_argument("--skip-unknown", action=argparse.BooleanOptionalAction, default=False,
+                   help="voc, folder: drop objects of classes not in the class names (the model's, or "
+                        "--class-names) with one warning counting them (default: off, such an object "
+                        "is an error)")
     p.add_argument("--batch-size", type=number(int, 1), default=8, help="images per forward (default: 8)")
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (the default)")
@@ -116,14 +121,15 @@ def _validate(args: argparse.Namespace) -> None:
     elif args.dataset == "rec":
         if args.rec_path is None and args.data_root is None:
             raise UsageError("--dataset rec needs --rec-path (or --data-root holding SET.rec)")
-        if not model_mode and args.class_names is None:
-            raise UsageError("--dataset rec needs --class-names (the records hold only class indices)")
     elif args.data_root is None:
         raise UsageError(f"--dataset {args.dataset} needs --data-root")
     if args.annotations is not None and args.dataset != "coco":
         raise UsageError("--annotations only applies with --dataset coco")
     if args.rec_path is not None and args.dataset != "rec":
         raise UsageError("--rec-path only applies with --dataset rec")
+    if args.skip_unknown and args.dataset not in ("voc", "folder"):
+        raise UsageError("--skip-unknown only applies with --dataset voc or folder (COCO reads the "
+                         "categories named and ignores the others)")
     if args.data_root is not None and not os.path.isdir(args.data_root):
         raise UsageError(f"data root not found: {args.data_root}")
     if args.plot_dir is not None:
@@ -201,18 +207,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace, class_names: Optional[list[str]]) -> int:
     # Imported here so that --help and bad flags answer without loading MXNet.
+    from dataset.factory import open_dataset
     from evaluate import evaluation as ev
 
     def reader_for(names: Optional[Sequence[str]]) -> Any:
-        reader = ev.open_reader(args.dataset, args.data_root, args.image_set, args.years, names,
-                                args.annotations, args.rec_path)
+        # Difficult objects and crowd regions are kept, flagged: the metric decides what they count for.
+        reader = open_dataset(args.dataset, args.data_root, args.image_set, names, years=args.years,
+                              keep_crowd=True, skip_unknown=args.skip_unknown, rec_path=args.rec_path,
+                              annotations=args.annotations)
         print(f"dataset: {args.dataset} {args.rec_path or args.annotations or args.data_root} "
               f"({args.image_set}): {len(reader)} images, {len(reader.class_names)} classes")
         return reader
 
     if args.prefix is not None:
+        # The data set is opened first, so that its errors come before the model loads.
+        names = class_names or _config_class_names(args.prefix)
+        reader = reader_for(names) if names is not None else None
         detector = _load_detector(args, class_names)
-        reader = reader_for(detector.class_names)
+        if reader is None:
+            reader = reader_for(detector.class_names)
         if len(reader) == 0:
             raise ValueError("the dataset has no images")
         show = sys.stderr.isatty() if args.progress is None else args.progress
@@ -245,6 +258,17 @@ def _run(args: argparse.Namespace, class_names: Optional[list[str]]) -> int:
         ev.write_metrics(args.save_metrics, result)
         print(f"wrote {args.save_metrics}")
     return 0
+
+
+def _config_class_names(prefix: str) -> Optional[list[str]]:
+    """The class names in ``PREFIX-config.json``, or None without one (loading the model then
+    says what it needs)."""
+    from symbol.checkpoint import read_config
+
+    try:
+        return list(read_config(prefix).class_names)
+    except FileNotFoundError:
+        return None
 
 
 def _load_detector(args: argparse.Namespace, class_names: Optional[list[str]]) -> Any:

@@ -83,8 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", default="2007,2012", help="VOC years, comma-separated (default: 2007,2012)")
     p.add_argument("--train-set", default="trainval", help="training image set (default: trainval)")
     p.add_argument("--val-set", default=None, help="validation image set (default: none)")
+    p.add_argument("--val-split", type=number(float, 0, 1, strict=True), default=None, metavar="FRACTION",
+                   help="hold out this share of the training images for validation, chosen by --seed "
+                        "(e.g. 0.1; instead of --val-set)")
     p.add_argument("--class-names", default=None,
-                   help="comma-separated class names, or a file with one name per line")
+                   help="comma-separated class names, or a file with one name per line (default: the "
+                        "object names found for folder, VOC's 20 for voc, every category for coco, "
+                        "the PREFIX.names beside the records for rec)")
+    p.add_argument("--skip-unknown", action=argparse.BooleanOptionalAction, default=False,
+                   help="voc, folder: drop objects of classes not in --class-names, with one warning "
+                        "counting them (default: off, such an object is an error)")
     p.add_argument("--batch-size", type=number(int, 1), default=32, help="images per batch (default: 32)")
     p.add_argument("--lr", "--learning-rate", dest="lr", type=number(float, 0, strict=True), default=0.001,
                    help="base learning rate (default: 0.001)")
@@ -156,10 +164,11 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
     if args.network is not None and args.network not in network_names():
         raise UsageError(f"unknown network {args.network!r}; valid names: {', '.join(network_names())}")
     if args.dataset == "rec":
-        if class_names is None:
-            raise UsageError("--dataset rec needs --class-names (the records hold only class indices)")
         if args.train_path is None and args.data_root is None:
             raise UsageError("--dataset rec needs --train-path (or --data-root holding TRAIN_SET.rec)")
+        if args.val_set is not None and args.val_path is None and args.data_root is None:
+            raise UsageError("--val-set with --dataset rec needs --data-root holding VAL_SET.rec, or "
+                             "give --val-path")
     else:
         if args.train_path is not None or args.val_path is not None:
             raise UsageError("--train-path and --val-path only apply with --dataset rec")
@@ -167,6 +176,22 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
             raise UsageError(f"--dataset {args.dataset} needs --data-root")
     if args.data_root is not None and not os.path.isdir(args.data_root):
         raise UsageError(f"data root not found: {args.data_root}")
+    if args.val_split is not None and args.val_split >= 1:
+        raise UsageError(f"--val-split is the share of the training images to hold out, below 1: "
+                         f"got {args.val_split:g}")
+    if args.val_split is not None and (args.val_set is not None or args.val_path is not None):
+        raise UsageError("--val-split carves the validation images from the training set: drop "
+                         "--val-set / --val-path, or --val-split")
+    if args.skip_unknown and args.dataset not in ("voc", "folder"):
+        raise UsageError("--skip-unknown only applies with --dataset voc or folder")
+    if args.dataset in ("voc", "folder") and args.val_set is not None:
+        from dataset.voc import folder_splits
+
+        if (os.path.isdir(os.path.join(args.data_root, "Annotations"))
+                and folder_splits(args.data_root) is None):
+            raise UsageError(f"{args.data_root} has no ImageSets/Main, so --val-set {args.val_set} would "
+                             f"validate on the training images: hold some out with --val-split 0.1 "
+                             f"instead")
     if args.finetune is not None:
         if args.finetune_prefix is None:
             raise UsageError("--finetune needs --finetune-prefix (the source checkpoint's prefix)")
@@ -213,38 +238,25 @@ def _contexts(args: argparse.Namespace) -> list:
 
 
 def _readers(args: argparse.Namespace, class_names: Optional[list[str]]):
-    """(train reader, val reader or None, class names)."""
-    from dataset.coco import COCODetection
-    from dataset.voc import VOC_CLASSES, VOCDetection, VOCFolder
+    """(train reader, val reader or None, class names), opened by dataset.factory.open_dataset."""
+    from dataset.factory import open_dataset
+    from dataset.subset import random_split
 
-    if args.dataset == "rec":
-        from dataset.recordio import RecordDetection
+    years = [y.strip() for y in args.year.split(",") if y.strip()]
 
-        def rec_path(explicit: Optional[str], image_set: Optional[str]) -> Optional[str]:
-            if explicit is not None or image_set is None:
-                return explicit
-            return os.path.join(args.data_root, f"{image_set}.rec")
-        train_path = rec_path(args.train_path, args.train_set)
-        val_path = rec_path(args.val_path, args.val_set if args.data_root is not None else None)
-        train = RecordDetection(train_path, class_names=class_names)
-        val = RecordDetection(val_path, class_names=class_names) if val_path else None
-        return train, val, list(train.class_names)
-    root = Path(args.data_root)
-    if args.dataset == "folder":
-        train = VOCFolder(root, class_names, image_set=args.train_set)
-        names = list(train.class_names)
-        val = VOCFolder(root, names, image_set=args.val_set) if args.val_set else None
-    elif args.dataset == "voc":
-        years = [y.strip() for y in args.year.split(",") if y.strip()]
-        names = class_names or list(VOC_CLASSES)
-        train = VOCDetection(root, years, args.train_set, names)
-        val = VOCDetection(root, years, args.val_set, names) if args.val_set else None
-    else:
-        def coco(image_set, names):
-            return COCODetection(root / "annotations" / f"instances_{image_set}.json", root / image_set, names)
-        train = coco(args.train_set, class_names)
-        names = list(train.class_names)
-        val = coco(args.val_set, names) if args.val_set else None
+    def open_split(split: Optional[str], rec_path: Optional[str], names: Optional[Sequence[str]]):
+        return open_dataset(args.dataset, args.data_root, split, names, years=years,
+                            skip_unknown=args.skip_unknown, rec_path=rec_path)
+
+    train = open_split(args.train_set, args.train_path, class_names)
+    names = list(train.class_names)
+    val = None
+    if args.val_split is not None:
+        train, val = random_split(train, args.val_split, seed=args.seed)
+        logging.getLogger("train").info("--val-split %g: %d training and %d validation images (seed %d)",
+                                        args.val_split, len(train), len(val), args.seed)
+    elif args.val_set is not None or args.val_path is not None:
+        val = open_split(args.val_set, args.val_path, names)
     return train, val, names
 
 

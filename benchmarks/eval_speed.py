@@ -181,9 +181,10 @@ def run_model(args: argparse.Namespace) -> int:
 
     import mxnet as mx
 
+    from dataset.factory import open_dataset
     from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
     from evaluate.detector import Detector
-    from evaluate.evaluation import detect_reader, open_reader, score_predictions
+    from evaluate.evaluation import detect_reader, score_predictions
     from symbol import get_model
     from symbol.checkpoint import save_checkpoint
 
@@ -197,8 +198,7 @@ def run_model(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         make_synthetic(os.path.join(tmp, "data"), num_images=args.model_images,
                        image_size=args.image_size, test_fraction=0.0, seed=args.seed)
-        reader = open_reader("folder", os.path.join(tmp, "data"), "train",
-                             class_names=SYNTHETIC_CLASSES)
+        reader = open_dataset("folder", os.path.join(tmp, "data"), "train", SYNTHETIC_CLASSES)
         generated = time.perf_counter() - started
         prefix = os.path.join(tmp, "model", "ssd")
         save_checkpoint(net, prefix, 0, SYNTHETIC_CLASSES)

@@ -69,8 +69,8 @@ def _minutes(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
+    from dataset.factory import open_dataset
     from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
-    from dataset.voc import VOCFolder
     from evaluate.detector import Detector
     from evaluate.evaluation import evaluate_detector, format_table
 
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     tic = time.perf_counter()
     epoch = int(RECIPE[RECIPE.index("--end-epoch") + 1])
     detector = Detector.from_checkpoint(prefix, epoch, batch_size=16)
-    result = evaluate_detector(detector, VOCFolder(data, SYNTHETIC_CLASSES, image_set="test"), "voc07")
+    result = evaluate_detector(detector, open_dataset("folder", data, "test", SYNTHETIC_CLASSES), "voc07")
     t_eval = time.perf_counter() - tic
     total = t_data + t_train + t_eval
     print(format_table(result))

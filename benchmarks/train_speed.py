@@ -153,8 +153,8 @@ _PIPELINE_HEADER = ["workers", "images", "seconds", "img/s", "note"]
 def make_dataset(root: str, num_images: int, size: int, seed: int):
     """A training-mode DetectionDataset over synthetic VOC folders of 300, 400 and 500 px images."""
     from dataset.loader import DetectionDataset
+    from dataset.factory import open_dataset
     from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
-    from dataset.voc import VOCFolder
 
     annotations = []
     sides = _IMAGE_SIDES[:num_images]
@@ -162,7 +162,7 @@ def make_dataset(root: str, num_images: int, size: int, seed: int):
         count = num_images // len(sides) + (1 if k < num_images % len(sides) else 0)
         folder = os.path.join(root, f"synthetic{side}")
         make_synthetic(folder, num_images=count, image_size=side, test_fraction=0.0, seed=seed + k)
-        annotations += list(VOCFolder(folder, class_names=SYNTHETIC_CLASSES))
+        annotations += list(open_dataset("folder", folder, class_names=SYNTHETIC_CLASSES))
     return DetectionDataset(annotations, size, train=True, seed=seed)
 
 

@@ -1,11 +1,12 @@
 """Score a detector, or saved detections, on a dataset reader: the logic behind ``evaluate.py``.
 
-A *reader* is any of the dataset readers (:class:`dataset.voc.VOCDetection`,
-:class:`dataset.voc.VOCFolder`, :class:`dataset.coco.COCODetection`,
-:class:`dataset.recordio.RecordDetection`): ``len(reader)``, ``reader[i]`` an
-:class:`~dataset.annotation.Annotation`, ``reader.ids`` and
-``reader.class_names``. VOC readers must keep difficult objects (their
-default, ``use_difficult=True``): the metric decides what they count for.
+A *reader* is any of the dataset readers :func:`dataset.factory.open_dataset`
+returns (:class:`dataset.voc.VOCDetection`, :class:`dataset.voc.VOCFolder`,
+:class:`dataset.coco.COCODetection`, :class:`dataset.recordio.RecordDetection`):
+``len(reader)``, ``reader[i]`` an :class:`~dataset.annotation.Annotation`,
+``reader.ids`` and ``reader.class_names``. VOC readers must keep difficult
+objects (``use_difficult=True``, the default) and COCO readers crowd regions
+(``keep_crowd=True``): the metric decides what they count for.
 
 Predictions are one :class:`ImagePredictions` per image of the reader, in
 reader order, boxes in the project's continuous 0-based pixel corners.
@@ -22,7 +23,7 @@ Two detection file formats, chosen by the dataset (not by the metric):
   in the XML files: a project box ``(x1, y1, x2, y2)`` is written
   ``(x1 + 1, y1 + 1, x2, y2)``, the inverse of :mod:`dataset.voc`'s reading.
 
->>> reader = VOCFolder("data/synthetic", image_set="test")              # doctest: +SKIP
+>>> reader = open_dataset("folder", "data/synthetic", "test")            # doctest: +SKIP
 >>> result = evaluate_detector(Detector.from_checkpoint("model/syn", 30), reader)  # doctest: +SKIP
 >>> result.mAP                                                            # doctest: +SKIP
 """
@@ -44,10 +45,10 @@ import numpy as np
 
 from evaluate.metrics import COCOMetric, COCOResult, VOCMetric, VOCResult
 
-__all__ = ["DATASETS", "DetectionFileError", "ImagePredictions", "METRICS", "coco_ground_truth",
-           "detect_reader", "detection_records", "evaluate_detector", "format_table", "image_keys",
-           "is_coco_reader", "load_image_of", "make_metric", "open_reader", "read_detections",
-           "score_predictions", "write_detections", "write_metrics"]
+__all__ = ["DetectionFileError", "ImagePredictions", "METRICS", "coco_ground_truth", "detect_reader",
+           "detection_records", "evaluate_detector", "format_table", "image_keys", "is_coco_reader",
+           "load_image_of", "make_metric", "read_detections", "score_predictions", "write_detections",
+           "write_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ Result = Union[VOCResult, COCOResult]
 Progress = Callable[[int, int, float], None]
 
 METRICS = ("voc07", "voc10", "coco")
-DATASETS = ("voc", "folder", "coco", "rec")
 
 
 class DetectionFileError(ValueError):
@@ -119,60 +119,6 @@ class ImagePredictions:
 def is_coco_reader(reader: Any) -> bool:
     """True for a :class:`dataset.coco.COCODetection` (COCO image and category ids)."""
     return hasattr(reader, "category_id_to_label") and hasattr(reader, "label_to_category_id")
-
-
-def open_reader(dataset: str, data_root: Optional[PathLike] = None, image_set: str = "test",
-                years: Sequence[Union[int, str]] = (2007,),
-                class_names: Optional[Sequence[str]] = None,
-                annotations: Optional[PathLike] = None, rec_path: Optional[PathLike] = None) -> Any:
-    """The reader of an evaluation set, difficult (VOC) and crowd (COCO) boxes kept and flagged.
-
-    Parameters
-    ----------
-    dataset : {"voc", "folder", "coco", "rec"}
-        ``voc``: a VOCdevkit (``DATA_ROOT/VOC{year}/...``), or a folder that
-        itself holds ``Annotations/``; ``folder``: a VOC-format folder;
-        ``coco``: ``annotations`` (default
-        ``DATA_ROOT/annotations/instances_SET.json``), images in
-        ``DATA_ROOT/SET`` (without ``data_root``, the annotation file's folder:
-        enough to score saved detections); ``rec``: ``rec_path`` (default
-        ``DATA_ROOT/SET.rec``).
-    class_names : sequence of str, optional
-        The classes, label = index. Default: VOC's 20 for ``voc``, the object
-        names found for ``folder``, every category for ``coco``; required for
-        ``rec``.
-    """
-    from dataset.voc import VOC_CLASSES, VOCDetection, VOCFolder
-
-    root = Path(data_root) if data_root is not None else None
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    if dataset == "rec":
-        from dataset.recordio import RecordDetection
-
-        if class_names is None:
-            raise ValueError("a RecordIO dataset needs class names (the records hold only indices)")
-        if rec_path is None:
-            if root is None:
-                raise ValueError("a RecordIO dataset needs a .rec path or a data root holding SET.rec")
-            rec_path = root / f"{image_set}.rec"
-        return RecordDetection(rec_path, class_names=class_names)
-    if dataset == "coco":
-        from dataset.coco import COCODetection
-
-        if annotations is None:
-            if root is None:
-                raise ValueError("a COCO dataset needs an annotation file or a data root")
-            annotations = root / "annotations" / f"instances_{image_set}.json"
-        if not Path(annotations).is_file():
-            raise FileNotFoundError(f"COCO annotation file not found: {annotations}")
-        image_dir = root / image_set if root is not None else Path(annotations).parent
-        return COCODetection(annotations, image_dir, class_names, keep_crowd=True)
-    if root is None:
-        raise ValueError(f"a {dataset} dataset needs a data root")
-    if dataset == "folder" or (root / "Annotations").is_dir():
-        return VOCFolder(root, class_names, image_set=image_set, use_difficult=True)
-    return VOCDetection(root, years, image_set, class_names or VOC_CLASSES, use_difficult=True)
 
 
 def image_keys(reader: Any) -> list:

@@ -1,4 +1,4 @@
-"""Pack a detection data set into RecordIO (PREFIX.lst, PREFIX.rec, PREFIX.idx).
+"""Pack a detection data set into RecordIO (PREFIX.lst, PREFIX.rec, PREFIX.idx, PREFIX.names).
 
 Examples::
 
@@ -12,7 +12,10 @@ Examples::
 Flags follow mxnet-ssd's ``tools/prepare_dataset.py``. The label width is the
 largest object count of the data (no 57-object cap); images are stored as
 their original bytes (im2rec ``--pass-through``). See :mod:`dataset.recordio`.
-Errors are one line on stderr and exit status 1.
+The class names go to ``PREFIX.names`` (one a line), where ``train.py`` and
+``evaluate.py --dataset rec`` find them. The data set is opened by
+:func:`dataset.factory.open_dataset`, as for training. Errors are one line on
+stderr and exit status 1.
 """
 from __future__ import annotations
 
@@ -44,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "for voc, the names found for folder, every category for coco)")
     p.add_argument("--use-difficult", action=argparse.BooleanOptionalAction, default=True,
                    help="keep difficult objects, flagged (COCO: crowd regions)")
-    p.add_argument("--target", required=True, help="output prefix: writes PREFIX.lst/.rec/.idx")
+    p.add_argument("--skip-unknown", action=argparse.BooleanOptionalAction, default=False,
+                   help="voc, folder: drop objects of classes not in --class-names, with one warning "
+                        "counting them (default: off, such an object is an error)")
+    p.add_argument("--target", required=True, help="output prefix: writes PREFIX.lst/.rec/.idx/.names")
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
                    help="shuffle the image order")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed")
@@ -67,6 +73,9 @@ def _check(args: argparse.Namespace) -> None:
             raise UsageError("--dataset coco needs --annotations and --images")
         if not os.path.isdir(args.images):
             raise UsageError(f"image folder not found: {args.images}")
+    if args.skip_unknown and args.dataset == "coco":
+        raise UsageError("--skip-unknown only applies with --dataset voc or folder (COCO reads the "
+                         "categories named and ignores the others)")
     if args.num_thread < 1:
         raise UsageError(f"--num-thread must be at least 1, got {args.num_thread}")
     if args.seed < 0:
@@ -76,19 +85,15 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _reader(args: argparse.Namespace, class_names: Optional[list[str]]):
-    from dataset.coco import COCODetection
-    from dataset.voc import VOC_CLASSES, VOCDetection, VOCFolder
+    """(reader, the folder the .lst paths are relative to)."""
+    from dataset.factory import open_dataset
 
-    if args.dataset == "voc":
-        years = [y.strip() for y in args.year.split(",") if y.strip()]
-        return VOCDetection(args.data_root, years=years, image_set=args.image_set or "trainval",
-                            class_names=class_names or VOC_CLASSES,
-                            use_difficult=args.use_difficult), args.data_root
-    if args.dataset == "folder":
-        return VOCFolder(args.data_root, class_names=class_names, image_set=args.image_set,
-                         use_difficult=args.use_difficult), args.data_root
-    return COCODetection(args.annotations, args.images, class_names=class_names,
-                         keep_crowd=args.use_difficult), args.images
+    years = [y.strip() for y in args.year.split(",") if y.strip()]
+    reader = open_dataset(args.dataset, args.data_root, args.image_set, class_names, years=years,
+                          use_difficult=args.use_difficult, keep_crowd=args.use_difficult,
+                          skip_unknown=args.skip_unknown, annotations=args.annotations,
+                          image_dir=args.images)
+    return reader, args.images if args.dataset == "coco" else args.data_root
 
 
 def _error(message: object) -> None:
@@ -110,13 +115,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         reader, root = _reader(args, class_names)
         summary = make_records(reader, args.target, root=root, shuffle=args.shuffle,
-                               seed=args.seed, num_thread=args.num_thread)
+                               seed=args.seed, num_thread=args.num_thread,
+                               class_names=reader.class_names)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         _error(err)
         return 1
     names = ",".join(reader.class_names)
     print(f"{args.target}.rec: {summary['images']} images, {summary['objects']} objects, "
-          f"{summary['rows']} object rows per label; classes: {names}")
+          f"{summary['rows']} object rows per label; classes ({args.target}.names): {names}")
     return 0
 
 

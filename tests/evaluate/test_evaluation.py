@@ -6,11 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from dataset.factory import open_dataset
 from dataset.voc import VOCFolder
 from evaluate.detector import Detection
 from evaluate.evaluation import (DetectionFileError, ImagePredictions, detect_reader, evaluate_detector,
-                                 format_table, image_keys, open_reader, read_detections,
-                                 score_predictions, write_detections)
+                                 format_table, image_keys, read_detections, score_predictions,
+                                 write_detections)
 from evaluate.plots import plot_pr_curves
 
 NAMES = ("a", "b")
@@ -26,7 +27,7 @@ OBJECTS = {
 
 @pytest.fixture
 def reader(tmp_path, voc_folder_writer) -> VOCFolder:
-    return open_reader("folder", voc_folder_writer(tmp_path / "voc", OBJECTS, W, H), "test", class_names=NAMES)
+    return open_dataset("folder", voc_folder_writer(tmp_path / "voc", OBJECTS, W, H), "test", NAMES)
 
 
 def ground_truth_predictions(reader) -> list[ImagePredictions]:
@@ -161,12 +162,3 @@ def test_plot_pr_curves_one_png_per_class(reader, tmp_path):
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(x.name for x in (tmp_path / "plots").iterdir()) == ["pr_a.png", "pr_b.png"]
-
-
-def test_open_reader_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset"):
-        open_reader("kitti", tmp_path)
-    with pytest.raises(ValueError, match="needs class names"):
-        open_reader("rec", tmp_path)
-    with pytest.raises(FileNotFoundError, match="instances_test.json"):
-        open_reader("coco", tmp_path)

@@ -119,6 +119,20 @@ def test_model_mode_round_trip_and_plots(synthetic, prefix, tmp_path):
     assert rescored["ap"] == pytest.approx(model["ap"], abs=1e-12)
 
 
+def test_model_mode_opens_the_dataset_first_and_skips_unknown_classes(prefix, fixtures_dir, tmp_path):
+    import shutil
+
+    cars = shutil.copytree(fixtures_dir / "voc_sample", tmp_path / "cars")  # no ImageSets, class car
+    status, out, err = run("--prefix", prefix, "--dataset", "folder", "--data-root", cars)
+    line = one_error_line(status, err)
+    assert "1.xml: object 0 has unknown class 'car'" in line and "--skip-unknown" in line
+    assert not any(s.startswith("model ") for s in out.splitlines())  # failed before loading the model
+    status, out, err = run("--prefix", prefix, "--dataset", "folder", "--data-root", cars, "--skip-unknown")
+    assert status == 0, err
+    assert f"dataset: folder {cars} (test): 5 images, 3 classes" in out
+    assert "detected 5 images" in out
+
+
 def test_model_mode_nms_options(synthetic, prefix, tmp_path):
     dets = tmp_path / "dets.json"
     status, out, err = run("--prefix", prefix, "--dataset", "folder", "--data-root", synthetic,
@@ -203,7 +217,9 @@ def test_missing_detection_file_subprocess(voc, tmp_path):
     (("--detections", "d.json", "--dataset", "coco", "--data-root", "."), "needs a VOC metric"),
     (("--detections", "d.json", "--dataset", "folder", "--data-root", ".", "--nms", "0.5"),
      "only applies when running a model"),
-    (("--detections", "d.json", "--dataset", "rec", "--rec-path", "x.rec"), "needs --class-names"),
+    (("--detections", "d.json", "--dataset", "rec", "--rec-path", "x.rec"), "record file not found: x.rec"),
+    (("--detections", "d.json", "--dataset", "coco", "--annotations", "a.json", "--skip-unknown"),
+     "--skip-unknown only applies with --dataset voc or folder"),
     (("--detections", "d.json", "--prefix", "m"), "not allowed with argument"),
     (("--dataset", "folder"), "one of the arguments --prefix --detections is required"),
     (("--prefix", "m", "--dataset", "folder", "--data-root", "/no/such/dir"), "data root not found"),

@@ -27,6 +27,7 @@ def test_synthetic_folder_round_trip(tmp_path, capsys):
     assert "6 images" in capsys.readouterr().out
     for ext in ("lst", "rec", "idx"):
         assert (tmp_path / "rec" / f"train.{ext}").is_file()
+    assert (tmp_path / "rec" / "train.names").read_text() == "circle\nsquare\ntriangle\n"
     lines = (tmp_path / "rec" / "train.lst").read_text().splitlines()
     assert [line.split("\t")[-1] for line in lines] == [f"JPEGImages/{i:06d}.jpg" for i in range(6)]
     assert len({len(line.split("\t")) for line in lines}) == 1  # same width on every line
@@ -92,7 +93,8 @@ def test_no_use_difficult_drops_difficult_objects(tmp_path):
     target = tmp_path / "easy"
     assert main(["--dataset", "folder", "--data-root", str(root), "--target", str(target),
                  "--no-use-difficult", "--no-shuffle"]) == 0
-    rec = RecordDetection(f"{target}.rec", class_names=SYNTHETIC_CLASSES)
+    rec = RecordDetection(f"{target}.rec")  # the class names found, from easy.names
+    assert rec.class_names == tuple(SYNTHETIC_CLASSES)
     assert rec[0].num_objects == 5 and not rec[0].difficult.any()
     assert rec[1].num_objects == 0
 
@@ -103,6 +105,8 @@ def test_no_use_difficult_drops_difficult_objects(tmp_path):
     (["--dataset", "coco", "--target", "x"], "needs --annotations and --images"),
     (["--dataset", "voc", "--data-root", "{tmp}", "--target", "{tmp}/x"], "VOC2007 folder not found"),
     (["--dataset", "folder", "--data-root", "{tmp}", "--target", "{tmp}/x"], "Annotations folder"),
+    (["--dataset", "coco", "--annotations", "a.json", "--images", "{tmp}", "--target", "x", "--skip-unknown"],
+     "--skip-unknown only applies with --dataset voc or folder"),
 ])
 def test_bad_input_is_one_stderr_line(tmp_path, capsys, argv, message):
     assert main([a.format(tmp=tmp_path) for a in argv]) == 1

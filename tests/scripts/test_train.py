@@ -91,7 +91,6 @@ def _script():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "rec", "--train-rec", "x.rec"], "--dataset rec needs --class-names"),
     (["--dataset", "rec", "--class-names", "a"], "--dataset rec needs --train-path"),
     (["--dataset", "rec", "--class-names", "a", "--train-rec", "/no/such.rec"], "record file not found"),
     (["--data-root", ".", "--train-path", "x.rec"], "only apply with --dataset rec"),
