@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any, Optional, Sequence, TextIO
 
+from dataset.factory import KINDS
 from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error, serial_cpu_copies
 
 _PROG = "evaluate.py"
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", default=None, help="network name (default: from the checkpoint config)")
     p.add_argument("--data-shape", type=number(int, 32), default=None,
                    help="input size (default: from the checkpoint config)")
-    p.add_argument("--dataset", choices=("voc", "folder", "coco", "rec"), default="voc",
+    p.add_argument("--dataset", choices=KINDS, default="voc",
                    help="dataset format (default: voc)")
     p.add_argument("--data-root", default=None,
                    help="voc: a VOCdevkit, or a folder holding Annotations/; folder: a VOC-format "

@@ -9,28 +9,35 @@
     python train.py --finetune 120 --finetune-prefix model/voc --dataset folder --data-root mine \
         --class-names cat,dog --prefix model/mine
 
-Flags follow mxnet-ssd's ``train.py``. Checkpoints are ``PREFIX-EPOCH.params``
-with ``PREFIX-config.json``, plus ``PREFIX-EPOCH.states`` and
-``PREFIX-EPOCH-state.json`` for ``--resume EPOCH``; the best validation loss
-is kept as ``PREFIX-best-0000.params`` (see :mod:`train.trainer`). Errors are
-reported as one line on stderr and exit status 1.
+Flags follow mxnet-ssd's ``train.py``. Every checkpoint (after each
+``--checkpoint-interval`` epochs, after the last, and on Ctrl-C in the middle of
+an epoch) is ``PREFIX-EPOCH.params`` with ``PREFIX-config.json`` (the network),
+``PREFIX-EPOCH.states`` (SGD momentum) and ``PREFIX-EPOCH-state.json`` (where
+training stands and its settings); with validation, the best mAP so far is
+``PREFIX-best-EPOCH.params`` (see :mod:`train.checkpoints`). Errors are
+reported as one line on stderr and exit status 1; Ctrl-C saves and exits 130.
 
-Datasets (``--data-root``):
+Datasets (``--data-root``; see :func:`dataset.factory.open_dataset`):
 
-- ``folder``: a VOC-format folder (``Annotations``, ``JPEGImages``,
-  ``ImageSets/Main/SET.txt``); classes default to the object names found;
+- ``folder``: a VOC-format folder (``Annotations``, ``JPEGImages``, and
+  ``ImageSets/Main/SET.txt`` if it has splits: without them every annotated
+  image); classes default to the object names found;
 - ``voc``: a VOCdevkit with ``VOC{year}`` folders; classes default to VOC's 20;
 - ``coco``: ``annotations/instances_SET.json`` and images in ``SET/``;
   classes default to every category;
 - ``rec``: detection RecordIO (``tools/prepare_dataset.py``, mxnet-ssd or
   im2rec, with the ``.idx`` next to the ``.rec``): ``--train-path`` and
   ``--val-path``, or ``DATA_ROOT/TRAIN_SET.rec`` and ``DATA_ROOT/VAL_SET.rec``;
-  ``--class-names`` is required (the records hold only class indices).
+  classes from the ``.names`` file beside the records, or ``--class-names``.
 
-Resuming (``--resume EPOCH``) rebuilds the network from ``PREFIX-config.json``
-(network, input size, classes, backbone options, the layout of a converted
-model) and continues from ``PREFIX-EPOCH``; a checkpoint without optimizer
-state (a converted model) continues with a fresh one.
+Resuming (``--resume latest`` or ``--resume EPOCH``) continues from the newest
+checkpoint of ``--prefix`` (or ``PREFIX-EPOCH``), complete or taken in the
+middle of an epoch, to the weights an uninterrupted run would have: the network
+is rebuilt from ``PREFIX-config.json`` and the training settings (batch size,
+schedule, SGD, seed, augmentation, intervals) are the saved ones, so the
+dataset flags are enough; a training flag given again overrides its saved
+value (logged). A checkpoint without optimizer state (a converted model)
+continues with a fresh one.
 
 Fine-tuning (``--finetune EPOCH --finetune-prefix SOURCE``) starts from
 ``SOURCE-EPOCH`` with this run's classes: network, backbone options and
@@ -42,17 +49,34 @@ to ``--prefix``, which must differ from the source.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from dataset import AUGMENTATIONS
+from dataset.factory import KINDS
 from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error, serial_cpu_copies
+from train.config import METRICS, TrainConfig
 
 _PROG = "train.py"
 _DEFAULT_NETWORK = "vgg16_reduced"
 _DEFAULT_SHAPE = 300
+
+
+def _resume_arg(text: str):
+    """``--resume``: ``latest`` or an epoch number."""
+    if text == "latest":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an epoch number or 'latest', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an epoch number >= 0 or 'latest', got {text!r}")
+    return value
 
 
 def _int_list(text: str) -> list[int]:
@@ -71,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"network name (default: {_DEFAULT_NETWORK}, or the --finetune checkpoint's)")
     p.add_argument("--data-shape", type=number(int, 32), default=None,
                    help=f"input size (default: {_DEFAULT_SHAPE}, or the --finetune checkpoint's)")
-    p.add_argument("--dataset", choices=("voc", "coco", "folder", "rec"), default="voc",
+    p.add_argument("--dataset", choices=KINDS, default="voc",
                    help="dataset format (default: voc)")
     p.add_argument("--data-root", default=None,
                    help="dataset folder (see the module help); optional for rec with --train-path")
@@ -93,31 +117,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-unknown", action=argparse.BooleanOptionalAction, default=False,
                    help="voc, folder: drop objects of classes not in --class-names, with one warning "
                         "counting them (default: off, such an object is an error)")
-    p.add_argument("--batch-size", type=number(int, 1), default=32, help="images per batch (default: 32)")
-    p.add_argument("--lr", "--learning-rate", dest="lr", type=number(float, 0, strict=True), default=0.001,
-                   help="base learning rate (default: 0.001)")
-    p.add_argument("--lr-steps", type=_int_list, default=[80, 100],
-                   help="epochs at which the learning rate is multiplied by --lr-factor (default: 80,100)")
-    p.add_argument("--lr-factor", type=number(float, 0, strict=True), default=0.1,
-                   help="learning rate decay factor (default: 0.1)")
-    p.add_argument("--warmup-epochs", type=number(float, 0), default=0.0,
-                   help="linear learning rate warm-up, in epochs (default: 0)")
-    p.add_argument("--momentum", type=number(float, 0), default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--wd", type=number(float, 0), default=0.0005, help="weight decay (default: 0.0005)")
-    p.add_argument("--augment", choices=("caffe", "photometric", "none"), default="caffe",
+    d = TrainConfig()  # the defaults of a new run; --resume restores the saved settings instead
+    t = p.add_argument_group("training settings", "saved with every checkpoint; --resume restores them, "
+                                                  "and a flag given again overrides the saved value")
+    t.add_argument("--batch-size", type=number(int, 1), default=None,
+                   help=f"images per batch (default: {d.batch_size})")
+    t.add_argument("--lr", "--learning-rate", dest="lr", type=number(float, 0, strict=True), default=None,
+                   help=f"base learning rate (default: {d.lr:g})")
+    t.add_argument("--lr-steps", type=_int_list, default=None,
+                   help=f"epochs at which the learning rate is multiplied by --lr-factor (default: "
+                        f"{','.join(map(str, d.lr_steps))})")
+    t.add_argument("--lr-factor", type=number(float, 0, strict=True), default=None,
+                   help=f"learning rate decay factor (default: {d.lr_factor:g})")
+    t.add_argument("--warmup-epochs", type=number(float, 0), default=None,
+                   help=f"linear learning rate warm-up, in epochs (default: {d.warmup_epochs:g})")
+    t.add_argument("--momentum", type=number(float, 0), default=None, help=f"SGD momentum (default: {d.momentum:g})")
+    t.add_argument("--wd", type=number(float, 0), default=None, help=f"weight decay (default: {d.wd:g})")
+    t.add_argument("--augment", choices=AUGMENTATIONS, default=None,
                    help="training augmentation: Caffe SSD's (colour, zoom-out, min-IoU crops with "
                         "aspect changes, flip), its shape-preserving part (colour, flip), or none "
-                        "(default: caffe)")
-    p.add_argument("--expand", action=argparse.BooleanOptionalAction, default=True,
+                        f"(default: {d.augment})")
+    t.add_argument("--expand", action=argparse.BooleanOptionalAction, default=None,
                    help="Caffe's zoom-out augmentation, objects up to 4x smaller (default: on; "
                         "--no-expand for datasets of small objects)")
-    p.add_argument("--caffe-bias", action=argparse.BooleanOptionalAction, default=True,
+    t.add_argument("--caffe-bias", action=argparse.BooleanOptionalAction, default=None,
                    help="biases: twice the learning rate, no weight decay (default: on)")
-    p.add_argument("--begin-epoch", type=number(int, 0), default=0, help="first epoch (default: 0)")
-    p.add_argument("--end-epoch", type=number(int, 1), default=120, help="last epoch (default: 120)")
-    p.add_argument("--resume", type=number(int, 0), default=None, metavar="EPOCH",
-                   help="continue from PREFIX-EPOCH (network from PREFIX-config.json; weights, SGD state "
-                        "and step count when they were saved)")
+    t.add_argument("--end-epoch", type=number(int, 1), default=None,
+                   help=f"train until this many epochs are done (default: {d.end_epoch})")
+    t.add_argument("--checkpoint-interval", type=number(int, 1), default=None,
+                   help=f"save every N epochs, and after the last (default: {d.checkpoint_interval})")
+    t.add_argument("--val-interval", type=number(int, 1), default=None,
+                   help=f"validate every N epochs, and after the last (default: {d.val_interval})")
+    t.add_argument("--val-metric", choices=METRICS, default=None,
+                   help=f"validation mAP: VOC07 11-point or VOC10 area (default: {d.val_metric})")
+    t.add_argument("--frequent", type=number(int, 0), default=None,
+                   help=f"log speed, losses and the epoch's ETA every N batches, 0: once per epoch "
+                        f"(default: {d.frequent})")
+    t.add_argument("--seed", type=number(int, 0), default=None,
+                   help=f"seeds the augmentation, the batch order, --val-split and MXNet (default: {d.seed})")
+    t.add_argument("--freeze", default=None, metavar="REGEX",
+                   help="do not train the parameters whose name matches (e.g. 'conv[12]_')")
+    p.add_argument("--begin-epoch", type=number(int, 0), default=None,
+                   help="a new run: epochs already done, for the learning-rate schedule (default: 0)")
+    p.add_argument("--resume", type=_resume_arg, default=None, metavar="EPOCH|latest",
+                   help="continue from PREFIX-EPOCH, or from the newest checkpoint of --prefix, complete or "
+                        "taken mid-epoch on Ctrl-C: network from PREFIX-config.json, weights, SGD state, "
+                        "position in the epoch and the training settings as saved")
     p.add_argument("--finetune", type=number(int, 0), default=None, metavar="EPOCH",
                    help="start from FINETUNE_PREFIX-EPOCH with this run's classes (class heads "
                         "re-initialized, epoch 0, fresh optimizer)")
@@ -131,8 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "preset's: off at 300, on at 512)")
     p.add_argument("--pretrained", default=None, metavar="PATH",
                    help="ImageNet .params file of the backbone")
-    p.add_argument("--freeze", default=None, metavar="REGEX",
-                   help="do not train the parameters whose name matches (e.g. 'conv[12]_')")
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--gpus", default=None, help="comma-separated GPU ids (needs mxnet-cu112)")
     dev.add_argument("--cpu", action="store_true", help="train on the CPU (the default)")
@@ -141,21 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-store", default="device",
                    choices=("local", "device", "dist_sync", "dist_device_sync"),
                    help="gradient aggregation (default: device); dist_* for several machines, "
-                        "started with python -m mxnet.tools.launch (see the README)")
+                        "started with python -m tools.launch (see the README)")
     p.add_argument("--num-workers", type=number(int, 0), default=0,
                    help="data loading processes (default: 0)")
     p.add_argument("--prefix", default=os.path.join("model", "ssd"), help="checkpoint prefix (default: model/ssd)")
-    p.add_argument("--checkpoint-interval", type=number(int, 1), default=1,
-                   help="save every N epochs (default: 1)")
-    p.add_argument("--val-interval", type=number(int, 1), default=1,
-                   help="validate every N epochs (default: 1)")
-    p.add_argument("--frequent", type=number(int, 0), default=20,
-                   help="log speed, losses and the epoch's ETA every N batches (default: 20)")
     p.add_argument("--log", default=None, metavar="FILE", help="also write the log lines to FILE")
-    p.add_argument("--seed", type=number(int, 0), default=0, help="random seed (default: 0)")
     return p
-
-
 
 
 def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> None:
@@ -207,14 +241,13 @@ def _validate(args: argparse.Namespace, class_names: Optional[list[str]]) -> Non
     elif args.finetune_prefix is not None:
         raise UsageError("--finetune-prefix only applies with --finetune EPOCH")
     if args.resume is not None:
-        if args.begin_epoch not in (0, args.resume):
-            raise UsageError("--resume N starts at epoch N: drop --begin-epoch")
+        if args.begin_epoch is not None:
+            raise UsageError("--resume continues where the checkpoint stands: drop --begin-epoch")
         if args.pretrained is not None:
             raise UsageError("--resume continues from PREFIX-EPOCH: drop --pretrained")
-        args.begin_epoch = args.resume
-    if args.begin_epoch >= args.end_epoch:
+    elif args.end_epoch is not None and (args.begin_epoch or 0) >= args.end_epoch:
         raise UsageError(f"--end-epoch ({args.end_epoch}) must be greater than the first epoch "
-                          f"({args.begin_epoch})")
+                         f"({args.begin_epoch})")
     if args.pretrained is not None and not os.path.isfile(args.pretrained):
         raise UsageError(f"pretrained weights not found: {args.pretrained}")
     if args.kv_store.startswith("dist") and "DMLC_ROLE" not in os.environ:
@@ -237,7 +270,7 @@ def _contexts(args: argparse.Namespace) -> list:
     return [resolve_context(i) for i in ids]
 
 
-def _readers(args: argparse.Namespace, class_names: Optional[list[str]]):
+def _readers(args: argparse.Namespace, class_names: Optional[list[str]], seed: int):
     """(train reader, val reader or None, class names), opened by dataset.factory.open_dataset."""
     from dataset.factory import open_dataset
     from dataset.subset import random_split
@@ -252,23 +285,40 @@ def _readers(args: argparse.Namespace, class_names: Optional[list[str]]):
     names = list(train.class_names)
     val = None
     if args.val_split is not None:
-        train, val = random_split(train, args.val_split, seed=args.seed)
+        train, val = random_split(train, args.val_split, seed=seed)
         logging.getLogger("train").info("--val-split %g: %d training and %d validation images (seed %d)",
-                                        args.val_split, len(train), len(val), args.seed)
+                                        args.val_split, len(train), len(val), seed)
     elif args.val_set is not None or args.val_path is not None:
         val = open_split(args.val_set, args.val_path, names)
     return train, val, names
 
 
-def _resume_config(args: argparse.Namespace, class_names: Optional[list[str]]):
-    """The config of the checkpoint ``--resume`` continues, checked against the flags;
-    fills in ``args.network`` and ``args.data_shape``."""
+def _resume_epoch(args: argparse.Namespace) -> int:
+    """The checkpoint ``--resume`` names: its number, or the newest of ``--prefix``."""
+    from symbol.checkpoint import params_path
+    from train.checkpoints import latest_epoch
+
+    if args.resume != "latest":
+        if not params_path(args.prefix, args.resume).is_file():
+            raise FileNotFoundError(f"cannot resume from epoch {args.resume}: "
+                                    f"{params_path(args.prefix, args.resume)} not found")
+        return args.resume
+    epoch = latest_epoch(args.prefix)
+    if epoch is None:
+        raise FileNotFoundError(f"--resume latest: no checkpoint {args.prefix}-NNNN.params to resume from")
+    return epoch
+
+
+def _resume_config(args: argparse.Namespace, epoch: int, class_names: Optional[list[str]]):
+    """The network config of the checkpoint ``--resume`` continues, checked against the
+    flags (a contradiction is an error naming both values); fills in ``args.network``
+    and ``args.data_shape``."""
     from symbol.checkpoint import read_config
 
     try:
         config = read_config(args.prefix)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"cannot resume from epoch {args.resume}: {err}") from None
+        raise FileNotFoundError(f"cannot resume from epoch {epoch}: {err}") from None
     given = {"--network": (args.network, config.network), "--data-shape": (args.data_shape, config.data_shape),
              "--multiplier": (args.multiplier, config.backbone_kwargs.get("multiplier", 1.0)),
              "--batch-norm": (args.batch_norm, config.backbone_kwargs.get("batch_norm"))}
@@ -283,6 +333,40 @@ def _resume_config(args: argparse.Namespace, class_names: Optional[list[str]]):
     return config
 
 
+def _train_config(args: argparse.Namespace, epoch: Optional[int]) -> TrainConfig:
+    """The run's :class:`TrainConfig`: the flags given over the defaults, or, resuming,
+    over the settings saved with checkpoint ``epoch`` (each changed one logged)."""
+    from train.checkpoints import read_progress
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if "lr_steps" in given:
+        given["lr_steps"] = tuple(given["lr_steps"])
+    base = TrainConfig()
+    log = logging.getLogger("train")
+    if epoch is not None:
+        progress = read_progress(args.prefix, epoch)
+        if progress is None or progress.train is None:
+            log.warning("%s-%04d has no saved training settings (a converted or older checkpoint): "
+                        "the flags given and the defaults apply", args.prefix, epoch)
+        else:
+            base = progress.train
+            for name, value in given.items():
+                if value != getattr(base, name):
+                    flag = "--" + name.replace("_", "-")
+                    log.info("%s %s overrides the saved %s", flag, _show(value), _show(getattr(base, name)))
+    try:
+        return base.replace(**given)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) or "(none)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _build_net(args: argparse.Namespace, names: list[str], ctx, resume_config=None):
     """A new network, the --resume checkpoint's (from its config), or the --finetune
     checkpoint's for ``names``; fills in ``args.network`` and ``args.data_shape``
@@ -294,7 +378,7 @@ def _build_net(args: argparse.Namespace, names: list[str], ctx, resume_config=No
     if resume_config is not None:
         c = resume_config
         return get_model(c.network, c.data_shape, c.num_classes, layout=c.layout, preprocess=c.preprocess,
-                         ctx=ctx, **dict(c.backbone_kwargs), **dict(c.nms))
+                         ctx=ctx, decoding=c.decoding, **dict(c.backbone_kwargs))
     if args.finetune is None:
         args.network = args.network or _DEFAULT_NETWORK
         args.data_shape = args.data_shape or _DEFAULT_SHAPE
@@ -351,44 +435,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Imported here so that --help and bad flags answer without loading MXNet.
     import mxnet as mx
 
-    from dataset.loader import DetectionDataset, Shard, make_loader
-    from train.trainer import fit
+    from dataset.loader import DetectionDataset, make_loader
+    from dataset.subset import shard
+    from train.trainer import NonFiniteLossError, Trainer
 
     try:
         ctx = _contexts(args)
         # Local aggregation stays a name: gluon then skips the KVStore on one device.
         kv = mx.kv.create(args.kv_store) if args.kv_store.startswith("dist") else args.kv_store
-        resume_config = _resume_config(args, class_names) if args.resume is not None else None
+        epoch = _resume_epoch(args) if args.resume is not None else None
+        resume_config = _resume_config(args, epoch, class_names) if epoch is not None else None
         if resume_config is not None:
             class_names = list(resume_config.class_names)
-        train_reader, val_reader, names = _readers(args, class_names)
-        seed = args.seed
+        config = _train_config(args, epoch)
+        train_reader, val_reader, names = _readers(args, class_names, config.seed)
+        seed = config.seed
         if not isinstance(kv, str):
             # Each worker trains on its own part; worker 0 validates and saves.
-            train_reader = Shard(train_reader, kv.num_workers, kv.rank)
+            train_reader = shard(train_reader, kv.num_workers, kv.rank)
             val_reader = val_reader if kv.rank == 0 else None
-            seed = args.seed * kv.num_workers + kv.rank  # distinct augmentation per worker
-        mx.random.seed(args.seed)
+            seed = config.seed * kv.num_workers + kv.rank  # distinct augmentation per worker
+        mx.random.seed(config.seed)
         net = _build_net(args, names, ctx[0], resume_config)
-        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed, expand=args.expand,
-                                     augment=args.augment)
-        train_loader = make_loader(train_set, args.batch_size, shuffle=True, num_workers=args.num_workers,
-                                   last_batch="rollover")
-        val_loader = None
-        if val_reader is not None:
-            val_loader = make_loader(DetectionDataset(val_reader, args.data_shape, train=False),
-                                     args.batch_size, shuffle=False, num_workers=args.num_workers)
-        fit(net, train_loader, class_names=names, prefix=args.prefix, ctx=ctx, val_loader=val_loader,
-            set_epoch=train_set.set_epoch, lr=args.lr, lr_steps=args.lr_steps, lr_factor=args.lr_factor,
-            warmup_epochs=args.warmup_epochs, momentum=args.momentum, wd=args.wd,
-            begin_epoch=args.begin_epoch, end_epoch=args.end_epoch, resume=args.resume is not None,
-            checkpoint_interval=args.checkpoint_interval, val_interval=args.val_interval,
-            frequent=args.frequent, seed=args.seed, freeze=args.freeze, caffe_bias=args.caffe_bias,
-            kvstore=kv)
+        train_set = DetectionDataset(train_reader, args.data_shape, train=True, seed=seed, expand=config.expand,
+                                     augment=config.augment)
+        loader = make_loader(train_set, config.batch_size, shuffle=True, num_workers=args.num_workers,
+                             last_batch="rollover")
+        trainer = Trainer(net, loader, config, class_names=names, prefix=args.prefix, ctx=ctx, kvstore=kv,
+                          set_epoch=train_set.set_epoch, val_reader=val_reader)
+        trainer.train(begin_epoch=0 if epoch is not None else (args.begin_epoch or 0), resume=epoch)
     except KeyboardInterrupt:
-        _error("interrupted (the current state was saved as a checkpoint)")
+        _error("interrupted (where training stood was saved: continue with --resume latest)")
         return 130
-    except (FileNotFoundError, ValueError, RuntimeError, OSError, TypeError, mx.base.MXNetError) as err:
+    except UsageError as err:
+        _error(err)
+        return 1
+    except (FileNotFoundError, ValueError, RuntimeError, OSError, TypeError, NonFiniteLossError,
+            mx.base.MXNetError) as err:
         _error(err)
         return 1
     return 0

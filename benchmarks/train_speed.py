@@ -16,12 +16,13 @@ Three measurements, in this order:
    It runs first, while the process is still small: forked workers count the
    parent's pages in their resident size.
 2. Training step. Each network of ``--networks`` (20 classes, random
-   weights) does what :func:`train.trainer.fit` does per batch: forward,
-   :class:`train.targets.SSDTargetGenerator` (``MultiBoxTarget`` with hard
-   negative mining), :class:`train.loss.SSDMultiBoxLoss`, backward, the
-   loss read back to check it is finite, SGD step (lr 1e-5, momentum 0.9,
-   wd 5e-4: random weights on random pixels diverge at 0.001); network
-   (static memory), targets and loss hybridized as ``fit`` does. The peer is
+   weights) runs :meth:`train.trainer.Trainer.run_step`, the step of
+   ``train.py``: forward, :class:`train.targets.SSDTargetGenerator`
+   (``MultiBoxTarget`` with hard negative mining),
+   :class:`train.loss.SSDMultiBoxLoss`, backward, the loss read back, SGD
+   step (lr 1e-5, momentum 0.9, wd 5e-4: random weights on random pixels
+   diverge at 0.001; Caffe's bias settings, as train.py's default); network
+   (static memory), targets and loss hybridized, as the trainer does. The peer is
    GluonCV's ``ssd_300_vgg16_atrous_voc`` (random weights) trained as its
    ``train_ssd.py`` does, except that its targets, which GluonCV computes in
    loader workers, are computed in the step as ours are: net hybridized with
@@ -235,35 +236,28 @@ _STEP_HEADER = ["network", "size", "batch", "ms/step", "img/s", "steps", "vs Glu
 
 
 def build_our_step(name: str, data_shape: int, batch: int, seed: int) -> Callable[[], float]:
-    """One training step of our network, as train.trainer.fit does it; returns the loss."""
+    """One training step of our network: train.py's own (Trainer.run_step); returns the loss."""
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd, gluon
 
     from symbol import get_model
-    from train.loss import SSDMultiBoxLoss
-    from train.targets import SSDTargetGenerator
+    from train.config import TrainConfig
+    from train.trainer import Trainer
 
     mx.random.seed(seed)
     net = get_model(name, data_shape, NUM_CLASSES)
-    targets = SSDTargetGenerator(negative_mining_ratio=3.0)
-    loss_fn = SSDMultiBoxLoss(negative_mining_ratio=3.0)
-    net.hybridize(static_alloc=True, static_shape=True)
-    for block in (targets, loss_fn):
-        block.hybridize()
-    trainer = gluon.Trainer(net.collect_params(), "sgd", dict(SGD))
     pixels, labels = synthetic_batch(seed, batch, data_shape)
     x, y = mx.nd.array(pixels), mx.nd.array(labels)
+    config = TrainConfig(batch_size=batch, lr=SGD["learning_rate"], momentum=SGD["momentum"], wd=SGD["wd"],
+                         seed=seed)
+    trainer = Trainer(net, [(x, y)], config, class_names=[f"c{i}" for i in range(NUM_CLASSES)],
+                      prefix=os.devnull, hooks=[])  # no hooks: nothing logged or saved
+    trainer.prepare()
 
     def step() -> float:
-        with autograd.record():
-            cls_preds, box_preds, anchors = net(x)
-            loc_t, loc_m, cls_t = targets(anchors, y, cls_preds)
-            total, _, _ = loss_fn(cls_preds, box_preds, cls_t, loc_t, loc_m)
-        total.backward()
-        loss = float(total.sum().asnumpy()[0])  # fit reads the loss back every step
-        trainer.step(1)
+        trainer.run_step(x, y)  # reads the loss back
         mx.nd.waitall()
+        loss = float(trainer.last_losses[0])
         if not np.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss}")
         return loss

@@ -11,3 +11,8 @@
 - :mod:`dataset.subset`: part of a reader; a seeded validation split.
 - :mod:`dataset.recordio`: detection RecordIO (``.lst`` / ``.rec`` / ``.idx``) writer and reader.
 """
+
+#: The training augmentations (:class:`dataset.loader.DetectionDataset`'s ``augment``): Caffe
+#: SSD's, its shape-preserving part (colour, flip), none. Here, free of MXNet, for the
+#: command lines' choices.
+AUGMENTATIONS = ("caffe", "photometric", "none")

@@ -28,7 +28,6 @@ crop (Caffe accepts none); the random channel reorder (probability 0 in
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 

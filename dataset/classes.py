@@ -17,18 +17,16 @@ use them.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence
 
-from common.fileio import atomic_path
+from common.fileio import PathLike, atomic_path
 
 from .annotation import check_class_names
 
 __all__ = ["NAMES_SUFFIX", "check_lookalike_names", "lookalike", "names_path", "read_names_file",
            "write_names_file"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Suffix of the class names file beside a ``.rec`` file.
 NAMES_SUFFIX = ".names"

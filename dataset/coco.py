@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+
+from common.fileio import PathLike
 
 from .annotation import Annotation, check_class_names
 
 __all__ = ["COCODetection"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _load_json(path: Path) -> Mapping[str, Any]:

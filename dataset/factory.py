@@ -21,13 +21,12 @@ set opens the same way for training, evaluation, packing and browsing:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
-__all__ = ["KINDS", "open_dataset"]
+from common.fileio import PathLike
 
-PathLike = Union[str, "os.PathLike[str]"]
+__all__ = ["KINDS", "open_dataset"]
 
 #: The data set kinds :func:`open_dataset` opens.
 KINDS = ("voc", "folder", "coco", "rec")

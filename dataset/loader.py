@@ -24,26 +24,26 @@ epoch give the same sample in any process, while samples and epochs differ.
 The loader's sampler tags every index with the dataset's epoch *when the
 epoch's iteration starts*, in the main process, so :meth:`DetectionDataset.set_epoch`
 reaches worker processes too (they hold a copy of the dataset made when the
-loader was built). Shuffling is seeded by ``(seed, epoch)`` likewise.
+loader was built). Shuffling is seeded by ``(seed, epoch)`` likewise, and so
+is what a rollover carries from one epoch into the next
+(:class:`EpochBatchSampler`): any batch of any epoch can be reproduced, which
+is how training resumes in the middle of an epoch.
 """
 from __future__ import annotations
 
-import functools
 from typing import Iterator, Sequence, Union
 
 import numpy as np
 from mxnet import nd
-from mxnet.gluon.data import BatchSampler, DataLoader, Dataset, Sampler
+from mxnet.gluon.data import DataLoader, Dataset, Sampler
 
 from common.images import load_image
 
-from . import augment
+from . import AUGMENTATIONS, augment
 from .annotation import Annotation
 
-__all__ = ["AUGMENTATIONS", "DetectionDataset", "LABEL_WIDTH", "Shard", "batchify", "make_loader"]
-
-#: Training augmentations of :class:`DetectionDataset`.
-AUGMENTATIONS = ("caffe", "photometric", "none")
+__all__ = ["AUGMENTATIONS", "DetectionDataset", "EpochBatchSampler", "LABEL_WIDTH", "batchify",
+           "make_loader"]
 
 #: Columns of a label row: class, xmin, ymin, xmax, ymax, difficult.
 LABEL_WIDTH = 6
@@ -58,49 +58,6 @@ def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-class Shard:
-    """Part ``index`` of ``num_parts`` equal parts of a reader (distributed training).
-
-    Holds the reader's items ``index, index + num_parts, ...``; every part has
-    ``len(reader) // num_parts`` items (the last ``len(reader) % num_parts``
-    are left out), so that all workers run the same number of batches, which
-    synchronous KVStore training needs. Passes ``class_names`` and ``load``
-    (RecordIO) through.
-    """
-
-    def __init__(self, reader: Sequence[Annotation], num_parts: int, index: int) -> None:
-        num_parts = _check_int("num_parts", num_parts, 1)
-        index = _check_int("index", index, 0)
-        if index >= num_parts:
-            raise ValueError(f"shard index {index} out of range for {num_parts} parts")
-        self.reader = reader
-        self.num_parts, self.index = num_parts, index
-        self._len = len(reader) // num_parts
-        if self._len == 0:
-            raise ValueError(f"{len(reader)} images cannot be split over {num_parts} workers")
-        self.class_names = getattr(reader, "class_names", None)
-        if hasattr(reader, "load"):  # a picklable bound method, for worker processes
-            self.load = functools.partial(_load_source, self)
-
-    def _source(self, i: int) -> int:
-        if not 0 <= i < self._len:
-            raise IndexError(f"index {i} out of range for a shard of {self._len} images")
-        return self.index + i * self.num_parts
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, i: int) -> Annotation:
-        return self.reader[self._source(int(i))]
-
-    def __repr__(self) -> str:
-        return f"Shard({self.index} of {self.num_parts}, {self._len} images of {self.reader!r})"
-
-
-def _load_source(shard: Shard, i: int):
-    return shard.reader.load(shard._source(int(i)))  # type: ignore[attr-defined]
 
 
 class DetectionDataset(Dataset):
@@ -145,10 +102,13 @@ class DetectionDataset(Dataset):
         self.train = bool(train)
         self.seed = _check_int("seed", seed, 0)
         self.epoch = 0
+        self.start_batch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation (and shuffle order) is drawn next."""
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch whose augmentation (and shuffle order) is drawn next, and the
+        batch of that epoch the loader starts at (resuming in the middle of an epoch)."""
         self.epoch = _check_int("epoch", epoch, 0)
+        self.start_batch = _check_int("start_batch", start_batch, 0)
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -216,27 +176,59 @@ def batchify(samples: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[nd.NDArr
     return nd.array(images, dtype=np.float32), nd.array(labels, dtype=np.float32)
 
 
-class _EpochSampler(Sampler):
-    """Yields ``(epoch, index)`` for every sample, the epoch read when iteration starts.
+class EpochBatchSampler(Sampler):
+    """The batches of the dataset's current epoch, as ``(epoch, index)`` lists.
 
-    With ``shuffle`` the order is a permutation seeded by ``(seed, epoch)``.
+    Everything is a function of ``(seed, epoch)``, so that a run can stop
+    after any batch and resume exactly: with ``shuffle`` the order of epoch
+    ``e`` is a permutation seeded by ``(seed, e)``; with ``last_batch=
+    'rollover'`` the samples left over at the end of an epoch start the next
+    one (keeping the augmentation of the epoch they were drawn in), so epochs
+    have ``(carried + n) // batch_size`` batches; ``'keep'`` ends an epoch with
+    a short batch, ``'discard'`` drops it. Iteration starts at the dataset's
+    :attr:`DetectionDataset.start_batch` (set with ``set_epoch``).
     """
 
-    def __init__(self, dataset: DetectionDataset, shuffle: bool) -> None:
+    def __init__(self, dataset: DetectionDataset, batch_size: int, shuffle: bool, last_batch: str) -> None:
         self._dataset = dataset
+        self._batch_size = batch_size
         self._shuffle = bool(shuffle)
+        self._last_batch = last_batch
+        self._carried: dict[int, list[tuple[int, int]]] = {0: []}
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch, n = self._dataset.epoch, len(self._dataset)
+    def _order(self, epoch: int) -> list[tuple[int, int]]:
+        n = len(self._dataset)
         if self._shuffle:
-            rng = np.random.default_rng([self._dataset.seed, epoch, _SHUFFLE_STREAM])
-            order = rng.permutation(n)
+            order = np.random.default_rng([self._dataset.seed, epoch, _SHUFFLE_STREAM]).permutation(n)
         else:
             order = np.arange(n)
-        return iter([(epoch, int(i)) for i in order])
+        return [(epoch, int(i)) for i in order]
+
+    def _carry(self, epoch: int) -> list[tuple[int, int]]:
+        """The samples a rollover carries into ``epoch`` (computed forward from epoch 0)."""
+        if self._last_batch != "rollover":
+            return []
+        done = max(e for e in self._carried if e <= epoch)
+        for e in range(done, epoch):
+            stream = self._carried[e] + self._order(e)
+            self._carried[e + 1] = stream[len(stream) // self._batch_size * self._batch_size:]
+        return self._carried[epoch]
+
+    def batches(self, epoch: int) -> list[list[tuple[int, int]]]:
+        """Every batch of ``epoch``, from the first."""
+        stream = self._carry(epoch) + self._order(epoch)
+        b = self._batch_size
+        whole = len(stream) // b * b
+        out = [stream[i:i + b] for i in range(0, whole, b)]
+        if self._last_batch == "keep" and whole < len(stream):
+            out.append(stream[whole:])
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.batches(self._dataset.epoch)[self._dataset.start_batch:])
 
     def __len__(self) -> int:
-        return len(self._dataset)
+        return max(0, len(self.batches(self._dataset.epoch)) - self._dataset.start_batch)
 
 
 def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, num_workers: int = 0,
@@ -256,9 +248,11 @@ def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, num_w
         What to do with a final incomplete batch (gluon's meaning): ``'keep'``
         for evaluation, ``'rollover'`` for training (the leftover samples
         start the next epoch, with the augmentation of the epoch they were
-        drawn in).
+        drawn in; see :class:`EpochBatchSampler`).
 
-    Call ``dataset.set_epoch(e)`` before iterating epoch ``e``.
+    Call ``dataset.set_epoch(e)`` (or ``set_epoch(e, start_batch)``) before
+    iterating epoch ``e``; ``len(loader)`` is then the number of batches left
+    in it.
     """
     if not isinstance(dataset, DetectionDataset):
         raise TypeError(f"dataset must be a DetectionDataset, got {type(dataset).__name__}")
@@ -267,6 +261,6 @@ def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, num_w
     valid = ("keep", "rollover", "discard")
     if last_batch not in valid:
         raise ValueError(f"last_batch must be one of {valid}, got {last_batch!r}")
-    sampler = BatchSampler(_EpochSampler(dataset, shuffle), batch_size, last_batch)
+    sampler = EpochBatchSampler(dataset, batch_size, shuffle, last_batch)
     return DataLoader(dataset, batch_sampler=sampler, batchify_fn=batchify,
                       num_workers=num_workers)

@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
+
+from common.fileio import PathLike
 
 from .annotation import Annotation, check_class_names
 from .classes import names_path, read_names_file, write_names_file
@@ -52,7 +53,6 @@ __all__ = ["HEADER_WIDTH", "OBJECT_WIDTH", "RecordDetection", "detection_label",
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Label header width: the header is ``(HEADER_WIDTH, OBJECT_WIDTH)``.
 HEADER_WIDTH = 2

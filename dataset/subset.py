@@ -1,5 +1,6 @@
-"""Part of a reader: :class:`Subset`, and :func:`random_split` for a validation set carved
-from the training images (``train.py --val-split``)."""
+"""Part of a reader: :class:`Subset`; :func:`random_split` for a validation set carved
+from the training images (``train.py --val-split``); :func:`shard` for one worker's part
+of a distributed run."""
 from __future__ import annotations
 
 import functools
@@ -9,7 +10,7 @@ import numpy as np
 
 from .annotation import Annotation
 
-__all__ = ["Subset", "random_split"]
+__all__ = ["Subset", "random_split", "shard"]
 
 #: Stream id mixed into the split seed, so that it never equals an augmentation or shuffle seed.
 _SPLIT_STREAM = 2 ** 31 - 2
@@ -82,3 +83,27 @@ def random_split(reader: Sequence[Annotation], fraction: float, seed: int = 0) -
     order = np.random.default_rng([int(seed), _SPLIT_STREAM]).permutation(n)
     val, train = np.sort(order[:k]), np.sort(order[k:])
     return Subset(reader, train.tolist()), Subset(reader, val.tolist())
+
+
+def shard(reader: Sequence[Annotation], num_parts: int, index: int) -> Subset:
+    """Part ``index`` of ``num_parts`` equal parts of ``reader`` (distributed training).
+
+    The reader's items ``index, index + num_parts, ...``; every part has
+    ``len(reader) // num_parts`` items (the last ``len(reader) % num_parts``
+    are left out), so that all workers run the same number of batches, which
+    synchronous KVStore training needs.
+
+    Raises
+    ------
+    ValueError
+        ``index`` not in ``[0, num_parts)``, or fewer images than parts.
+    """
+    for name, value, low in (("num_parts", num_parts, 1), ("index", index, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if index >= num_parts:
+        raise ValueError(f"shard index {index} out of range for {num_parts} parts")
+    size = len(reader) // num_parts
+    if size == 0:
+        raise ValueError(f"{len(reader)} images cannot be split over {num_parts} workers")
+    return Subset(reader, range(index, index + size * num_parts, num_parts))

@@ -22,19 +22,18 @@ byte-identical files.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
+from common.fileio import PathLike
 
 __all__ = ["SYNTHETIC_CLASSES", "draw_sample", "make_synthetic", "write_voc_xml"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Class names of the synthetic dataset, in label order (also the sorted order).
 SYNTHETIC_CLASSES = ("circle", "square", "triangle")

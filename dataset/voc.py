@@ -32,7 +32,6 @@ reported at once rather than in the middle of training.
 from __future__ import annotations
 
 import logging
-import os
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
+
+from common.fileio import PathLike
 
 from .annotation import Annotation, check_class_names
 from .classes import check_lookalike_names
@@ -49,7 +50,6 @@ __all__ = ["VOC_CLASSES", "VOCDetection", "VOCFolder", "folder_splits", "parse_v
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: The 20 Pascal VOC classes in the standard order (label = index).
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

@@ -44,6 +44,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence, Union
 import numpy as np
 
 from evaluate.metrics import COCOMetric, COCOResult, VOCMetric, VOCResult
+from common.fileio import PathLike
 
 __all__ = ["DetectionFileError", "ImagePredictions", "METRICS", "coco_ground_truth", "detect_reader",
            "detection_records", "evaluate_detector", "format_table", "image_keys", "is_coco_reader",
@@ -52,7 +53,6 @@ __all__ = ["DetectionFileError", "ImagePredictions", "METRICS", "coco_ground_tru
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 Result = Union[VOCResult, COCOResult]
 #: ``progress(done, total, seconds)`` after each batch.
 Progress = Callable[[int, int, float], None]

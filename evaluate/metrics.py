@@ -59,13 +59,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dataset.annotation import check_class_names
+from common.fileio import PathLike
 
 __all__ = ["COCOMetric", "COCOResult", "VOCMetric", "VOCResult", "box_iou", "match_image",
            "voc_ap"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 VOC_METRICS = ("voc07", "voc10")
 # The 11 recall thresholds exactly as the devkit's Python port (and GluonCV,

@@ -9,17 +9,15 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 from evaluate.metrics import VOCResult
+from common.fileio import PathLike
 
 __all__ = ["plot_pr_curves", "pr_curve_path"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def pr_curve_path(out_dir: PathLike, class_name: str) -> Path:

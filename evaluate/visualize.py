@@ -14,14 +14,13 @@ no display.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from common.fileio import atomic_path
+from common.fileio import PathLike, atomic_path
 
 from .detector import Detection
 
@@ -29,7 +28,6 @@ __all__ = ["can_show", "draw_boxes", "draw_detections"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 _DPI = 100.0
 

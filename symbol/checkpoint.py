@@ -30,11 +30,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import mxnet as mx
 
-from common.fileio import atomic_path, read_json, write_json
+from common.fileio import PathLike, atomic_path, read_json, write_json
 
 from .detection import DecodeConfig
 from .factory import CAFFE_GRAPH, get_model, model_names
@@ -52,8 +52,6 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 _FORMAT_NAME = "mxnet-ssd-gluon checkpoint"
 _CONFIG_OVERRIDES = ("network", "data_shape", "class_names", "preprocess", "backbone_kwargs")
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def params_path(prefix: PathLike, epoch: int) -> Path:

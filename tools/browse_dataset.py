@@ -25,15 +25,16 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from dataset import AUGMENTATIONS
+from dataset.factory import KINDS
 from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error
 
 _PROG = "browse_dataset"
-_AUGMENTATIONS = ("caffe", "photometric", "none")  # dataset.loader.AUGMENTATIONS, without MXNet
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=_PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=("voc", "folder", "coco", "rec"), default="voc",
+    p.add_argument("--dataset", choices=KINDS, default="voc",
                    help="dataset format, as for train.py (default: voc)")
     p.add_argument("--data-root", default=None,
                    help="dataset folder (as for train.py); optional for rec with --rec-path")
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.py finds them)")
     p.add_argument("--skip-unknown", action=argparse.BooleanOptionalAction, default=False,
                    help="voc, folder: drop objects of classes not in --class-names (default: off)")
-    p.add_argument("--augment", choices=_AUGMENTATIONS, default="caffe",
+    p.add_argument("--augment", choices=AUGMENTATIONS, default="caffe",
                    help="training augmentation, as train.py's --augment (default: caffe)")
     p.add_argument("--data-shape", type=number(int, 32), default=300,
                    help="network input size, as train.py's (default: 300)")

@@ -11,7 +11,8 @@ import pytest
 from dataset import augment
 from dataset.annotation import Annotation
 from common.images import load_image
-from dataset.loader import DetectionDataset, Shard, batchify, make_loader
+from dataset.loader import DetectionDataset, batchify, make_loader
+from dataset.subset import shard
 from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
 from dataset.voc import VOCFolder
 from train.targets import SSDTargetGenerator
@@ -181,7 +182,12 @@ def test_last_batch_rollover_and_keep(reader) -> None:
     assert [x.shape[0] for x, _ in make_loader(ds, 3, False, last_batch="keep")] == [3, 3, 2]
     rollover = make_loader(ds, 3, False, last_batch="rollover")
     assert [x.shape[0] for x, _ in rollover] == [3, 3]
+    ds.set_epoch(1)
     assert [x.shape[0] for x, _ in rollover] == [3, 3, 3]  # 2 left over + 8 new -> 3 batches
+    ds.set_epoch(2)
+    assert [x.shape[0] for x, _ in rollover] == [3, 3, 3]  # 1 left over + 8 new
+    ds.set_epoch(0)
+    assert [x.shape[0] for x, _ in rollover] == [3, 3]  # a pure function of the epoch
     with pytest.raises(ValueError, match="last_batch"):
         make_loader(ds, 3, False, last_batch="drop")
     with pytest.raises(ValueError, match="batch_size"):
@@ -234,7 +240,7 @@ def test_invalid_arguments(reader, kwargs) -> None:
 
 def test_shards_are_disjoint_equal_parts():
     anns = [Annotation.from_lists(f"img{i}.jpg", 8, 8, [], []) for i in range(11)]
-    parts = [Shard(anns, 3, k) for k in range(3)]
+    parts = [shard(anns, 3, k) for k in range(3)]
     assert [len(p) for p in parts] == [3, 3, 3]  # 11 // 3: the last 2 images are left out
     images = [p[i].image for p in parts for i in range(len(p))]
     assert sorted(images) == sorted(f"img{i}.jpg" for i in range(9))
@@ -242,11 +248,32 @@ def test_shards_are_disjoint_equal_parts():
     with pytest.raises(IndexError):
         parts[0][3]
     with pytest.raises(ValueError, match="cannot be split"):
-        Shard(anns[:1], 2, 0)
+        shard(anns[:1], 2, 0)
     with pytest.raises(ValueError, match="out of range"):
-        Shard(anns, 3, 3)
+        shard(anns, 3, 3)
 
 
 def test_unknown_augmentation_is_refused():
     with pytest.raises(ValueError, match="augment must be one of"):
         DetectionDataset([], 64, train=True, augment="mixup")
+
+
+def test_any_batch_of_any_epoch_is_reproduced(reader) -> None:
+    """Resuming in the middle of an epoch: starting at batch k gives the batches k.. of a full
+    pass, and what a rollover carries over is the previous epoch's tail, as drawn then."""
+    ds = DetectionDataset(reader, SIZE, train=True, seed=3)
+    loader = make_loader(ds, 3, True, last_batch="rollover")
+    sampler = loader._batch_sampler
+    full = {}
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        full[epoch] = collect(loader)
+    ds.set_epoch(2, start_batch=1)
+    assert len(loader) == len(full[2]) - 1
+    assert_same_batches(collect(loader), full[2][1:])
+    # epoch 1 starts with the two samples epoch 0 left over, tagged with epoch 0 (its augmentation)
+    order0 = sampler.batches(0)[0] + sampler.batches(0)[1]
+    left = [(0, i) for i in range(8) if (0, i) not in order0]
+    assert len(left) == 2 and sorted(sampler.batches(1)[0][:2]) == left
+    fresh = make_loader(DetectionDataset(reader, SIZE, train=True, seed=3), 3, True, last_batch="rollover")
+    assert fresh._batch_sampler.batches(2) == sampler.batches(2)  # no history needed

@@ -16,6 +16,7 @@ from dataset.recordio import make_records
 from dataset.synthetic import SYNTHETIC_CLASSES, make_synthetic
 from dataset.voc import VOCFolder
 from symbol.checkpoint import load_checkpoint
+from train.checkpoints import best_prefix, read_best
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,12 +55,19 @@ def test_train_then_resume(data_root, tmp_path):
     assert "without batch norm, which hardly trains from scratch: add --batch-norm" in text
     net, config = load_checkpoint(prefix, 2)
     assert config.class_names == ("circle", "square", "triangle") and config.data_shape == 96
-    load_checkpoint(f"{prefix}-best", 0)
+    best = read_best(prefix)
+    assert best["epoch"] in (1, 2) and Path(f"{prefix}-best-{best['epoch']:04d}.params").is_file()
+    load_checkpoint(best_prefix(prefix), best["epoch"])
 
-    proc = run_train(*common, "--resume", 2, "--end-epoch", 3)
+    # the dataset flags and the prefix are enough: network and training settings are the saved ones
+    data = common[4:12] + ["--prefix", prefix, "--cpu"]
+    proc = run_train(*data, "--resume", "latest", "--end-epoch", 3)
     assert proc.returncode == 0, proc.stderr
+    assert "--end-epoch 3 overrides the saved 2" in proc.stdout
+    assert proc.stdout.count("overrides the saved") == 1
     state = json.loads(Path(f"{prefix}-0003-state.json").read_text())
     assert state["step"] == 6 and state["lr"] == pytest.approx(0.001)  # lr stepped at epoch 2
+    assert state["train"]["batch_size"] == 4 and state["train"]["lr_steps"] == [2] and state["train"]["end_epoch"] == 3
 
 
 @pytest.mark.parametrize("args, message", [
@@ -67,7 +75,10 @@ def test_train_then_resume(data_root, tmp_path):
     (["--data-root", "/does/not/exist"], "data root not found"),
     (["--batch-size", "0"], "--batch-size"),
     (["--resume", "5", "--end-epoch", "6"], "cannot resume from epoch 5"),
-    (["--resume", "5"], "--end-epoch (1) must be greater than the first epoch (5)"),
+    (["--resume", "latest"], "no checkpoint"),
+    (["--resume", "last"], "expected an epoch number or 'latest'"),
+    (["--begin-epoch", "5"], "--end-epoch (1) must be greater than the first epoch (5)"),
+    (["--resume", "5", "--begin-epoch", "5"], "drop --begin-epoch"),
     (["--freeze", "^nothing$"], "matches no parameter"),
     (["--class-names", "a,,b"], "empty name"),
     (["--kv-store", "dist_sync"], "needs the processes that 'python -m tools.launch"),
@@ -88,6 +99,16 @@ def _script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_help_names_the_launcher_that_works():
+    """``python -m mxnet.tools.launch`` crashes on Python 3.11; ``tools.launch`` fixes it."""
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "python -m tools.launch" in text and "mxnet.tools.launch" not in text
+    assert "--resume EPOCH|latest" in text and "(default: 32)" in text  # a new run's defaults are shown
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,13 +7,14 @@ the new type names. Errors are ``ValueError`` naming the file (and the layer).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 from google.protobuf import message, text_format
+
+from common.fileio import PathLike
 
 from . import caffe_pb2
 
@@ -21,7 +22,6 @@ __all__ = ["CaffeLayer", "CaffeNet", "blob_array", "read_caffemodel", "read_labe
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 # V1 enum names -> layer type strings.
 _V1_TYPES = {

@@ -8,13 +8,14 @@ raw packed floats, so a 100 MB model takes a fraction of a second.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from symbol.caffe_graph import infer_shapes, parse_layout
+
+from common.fileio import PathLike
 
 from . import caffe_pb2
 from .blobs import ConversionError
@@ -23,7 +24,6 @@ from .reader import CaffeNet
 
 __all__ = ["blob_shapes", "random_blobs", "write_caffemodel"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 _V1_ENUM = {"Convolution": "CONVOLUTION", "InnerProduct": "INNER_PRODUCT"}
 
 

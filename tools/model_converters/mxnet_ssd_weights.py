@@ -18,10 +18,12 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import AbstractSet as Set, Callable, Mapping, Optional, Sequence, Union
+from typing import AbstractSet as Set, Callable, Mapping, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
+
+from common.fileio import PathLike
 
 from .mxnet_ssd_graph import DetectorGraph, ExtraConvs
 from .symbol_json import Node, SymbolGraph
@@ -31,7 +33,6 @@ __all__ = ["NETWORKS", "Signature", "apply_weights", "check_conv_shapes", "expec
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 Shapes = Mapping[str, Optional[tuple[int, ...]]]
 
 

@@ -20,11 +20,11 @@ import re
 import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Union
+from common.fileio import PathLike
 
 __all__ = ["Node", "SymbolGraph", "parse_bool", "parse_float", "parse_floats", "parse_int", "parse_ints",
            "parse_symbol", "read_symbol", "single", "spatial_sizes"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 _ATTR_KEYS = ("param", "attr", "attrs")  # oldest first: later ones win
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
