@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
     from evaluate.detector import Detection, Detector, ImageDetections
 
-from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error, serial_cpu_copies
+from tools.cli import (ArgumentParser, UsageError, log_to_stderr, parse_class_names, print_error,
+                       serial_cpu_copies)
 
 _PROG = "demo.py"
 _ASSETS = Path(__file__).resolve().parent / "assets"
@@ -185,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         _error(err)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     serial_cpu_copies()
     try:
         return _run(args, paths, class_names)

@@ -26,7 +26,8 @@ import time
 from typing import Any, Optional, Sequence, TextIO
 
 from dataset.factory import KINDS
-from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error, serial_cpu_copies
+from tools.cli import (ArgumentParser, UsageError, log_to_stderr, number, parse_class_names, print_error,
+                       serial_cpu_copies)
 
 _PROG = "evaluate.py"
 _METRICS = ("voc07", "voc10", "coco")
@@ -194,7 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         _error(err)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     serial_cpu_copies()
     try:
         return _run(args, class_names)

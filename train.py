@@ -58,7 +58,8 @@ from typing import Optional, Sequence
 
 from dataset import AUGMENTATIONS
 from dataset.factory import KINDS
-from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error, serial_cpu_copies
+from tools.cli import (ArgumentParser, UsageError, non_negative_int, number, parse_class_names, print_error,
+                       serial_cpu_copies)
 from train.config import METRICS, TrainConfig
 
 _PROG = "train.py"
@@ -71,12 +72,9 @@ def _resume_arg(text: str):
     if text == "latest":
         return text
     try:
-        value = int(text)
-    except ValueError:
+        return non_negative_int(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected an epoch number or 'latest', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an epoch number >= 0 or 'latest', got {text!r}")
-    return value
 
 
 def _int_list(text: str) -> list[int]:

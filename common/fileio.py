@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
-__all__ = ["PathLike", "atomic_path", "read_json", "write_json"]
+__all__ = ["PathLike", "atomic_path", "read_json", "read_text", "write_json"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -62,6 +62,25 @@ def write_json(path: PathLike, data: Any) -> None:
             f.write("\n")
 
 
+def read_text(path: PathLike, what: str = "file") -> str:
+    """The UTF-8 text of ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``WHAT not found: PATH``.
+    ValueError
+        ``cannot read WHAT PATH: ...`` (a folder, no permission, not UTF-8).
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {what} {path}: {err}") from None
+
+
 def read_json(path: PathLike, what: str = "file",
               damaged: Optional[Callable[[Path], str]] = None) -> Any:
     """The JSON document in ``path``.
@@ -81,12 +100,7 @@ def read_json(path: PathLike, what: str = "file",
         An unreadable file, or one that is not JSON (the message names it).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {what} {path}: {err}") from None
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from common.fileio import PathLike, atomic_path
+from common.fileio import PathLike, atomic_path, read_text
 
 from .annotation import check_class_names
 
@@ -68,12 +68,7 @@ def read_names_file(path: PathLike) -> tuple[str, ...]:
         An unreadable or empty file, or duplicated names; the message names the file.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"class names file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read class names file {path}: {err}") from None
+    text = read_text(path, "class names file")
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise ValueError(f"class names file {path} is empty")

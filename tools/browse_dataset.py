@@ -18,7 +18,6 @@ is one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -27,7 +26,7 @@ from typing import Any, Optional, Sequence
 
 from dataset import AUGMENTATIONS
 from dataset.factory import KINDS
-from tools.cli import ArgumentParser, UsageError, number, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, log_to_stderr, number, parse_class_names, print_error
 
 _PROG = "browse_dataset"
 
@@ -127,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         _error(err)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     try:
         written = browse(args, class_names)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:

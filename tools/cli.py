@@ -6,14 +6,15 @@ Every script reports a bad command line or bad input as one line on stderr,
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
 
-__all__ = ["ArgumentParser", "UsageError", "non_negative_int", "parse_class_names", "positive",
-           "print_error", "serial_cpu_copies"]
+__all__ = ["ArgumentParser", "UsageError", "log_to_stderr", "non_negative_int", "parse_class_names",
+           "positive", "print_error", "serial_cpu_copies"]
 
 
 class UsageError(Exception):
@@ -32,6 +33,12 @@ def print_error(prog: str, message: object) -> None:
     """Write ``PROG: error: MESSAGE`` on stderr, folded onto one line."""
     text = " ".join(str(message).split())
     print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
+
+
+def log_to_stderr(level: "int | str" = logging.WARNING) -> None:
+    """The scripts' log: ``LEVEL logger: message`` lines on stderr from ``level`` up
+    (``train.py`` logs its progress to stdout its own way)."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
@@ -55,14 +62,12 @@ def parse_class_names(value: Optional[str]) -> Optional[list[str]]:
     except OSError:  # e.g. ENAMETOOLONG: no file has that name
         is_file = False
     if is_file:
+        from dataset.classes import read_names_file
+
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"cannot read class names file {value}: {err}") from None
-        names = [line.strip() for line in lines if line.strip()]
-        if not names:
-            raise UsageError(f"class names file {value} is empty")
-        return names
+            return list(read_names_file(path))
+        except (FileNotFoundError, ValueError) as err:
+            raise UsageError(str(err)) from None
     if "," not in value and ("/" in value or os.sep in value or path.suffix in (".txt", ".names")):
         raise UsageError(f"class names file not found: {value} (give an existing file with one name "
                          f"per line, or a comma-separated list)")

@@ -14,6 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from dataset.synthetic import make_synthetic
+from tools.cli import log_to_stderr
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -34,7 +35,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.INFO)
     try:
         summary = make_synthetic(args.out, num_images=args.num_images,
                                  image_size=args.image_size, max_objects=args.max_objects,

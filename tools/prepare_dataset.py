@@ -20,12 +20,11 @@ stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Optional, Sequence
 
-from tools.cli import ArgumentParser, UsageError, parse_class_names, print_error
+from tools.cli import ArgumentParser, UsageError, log_to_stderr, parse_class_names, print_error
 
 _PROG = "prepare_dataset"
 
@@ -109,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UsageError, OSError, UnicodeDecodeError) as err:
         _error(err)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     from dataset.recordio import make_records
 
     try:

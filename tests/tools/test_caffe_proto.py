@@ -81,8 +81,10 @@ def test_prototxt_errors(tmp_path):
     path.write_text('name: "empty"\n')
     with pytest.raises(ValueError, match="no layers"):
         reader.read_prototxt(path)
-    with pytest.raises(ValueError, match="cannot read prototxt"):
+    with pytest.raises(FileNotFoundError, match="prototxt not found: .*missing.prototxt"):
         reader.read_prototxt(tmp_path / "missing.prototxt")
+    with pytest.raises(ValueError, match="cannot read prototxt"):
+        reader.read_prototxt(tmp_path)  # a folder
 
 
 def test_caffe_priors_truncate_sizes_like_caffe():

@@ -145,5 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from tools.cli import log_to_stderr
+
+    log_to_stderr(logging.WARNING)
     sys.exit(main())

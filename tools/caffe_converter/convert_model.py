@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tools.cli import ArgumentParser, UsageError, non_negative_int, parse_class_names, print_error
+from tools.cli import (ArgumentParser, UsageError, log_to_stderr, non_negative_int, parse_class_names,
+                       print_error)
 
 PROG = "convert_model.py"
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         print_error(PROG, err)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     try:
         lines = convert(args)
     except (UsageError, ValueError, FileNotFoundError, OSError) as err:

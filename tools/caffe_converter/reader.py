@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 from google.protobuf import message, text_format
 
-from common.fileio import PathLike
+from common.fileio import PathLike, read_text
 
 from . import caffe_pb2
 
@@ -91,14 +91,13 @@ def read_prototxt(path: PathLike) -> CaffeNet:
 
     Raises
     ------
+    FileNotFoundError
+        No such file.
     ValueError
         Unreadable file, a syntax error (with its line and column), or no layers.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read prototxt {path}: {err}") from None
+    text = read_text(path, "prototxt")
     net = caffe_pb2.NetParameter()
     try:
         text_format.Parse(text, net, allow_unknown_field=True)
@@ -175,10 +174,9 @@ def read_labelmap(path: PathLike) -> list[str]:
     """
     path = Path(path)
     labelmap = caffe_pb2.LabelMap()
+    text = read_text(path, "label map")
     try:
-        text_format.Parse(path.read_text(encoding="utf-8"), labelmap, allow_unknown_field=True)
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read label map {path}: {err}") from None
+        text_format.Parse(text, labelmap, allow_unknown_field=True)
     except text_format.ParseError as err:
         raise ValueError(f"{path}: label map syntax error: {err}") from None
     items = sorted(labelmap.item, key=lambda it: it.label)

@@ -27,7 +27,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from tools.cli import ArgumentParser, UsageError, non_negative_int, number, parse_class_names, print_error
+from tools.cli import (ArgumentParser, UsageError, log_to_stderr, non_negative_int, number,
+                       parse_class_names, print_error)
 
 if TYPE_CHECKING:
     from symbol.presets import Preset
@@ -216,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         print_error(PROG, err)
         return 1
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     try:
         from symbol.checkpoint import save_checkpoint
 
