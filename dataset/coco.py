@@ -28,9 +28,23 @@ from common.fileio import PathLike
 
 from .annotation import Annotation, check_class_names
 
-__all__ = ["COCODetection"]
+__all__ = ["COCO_CLASSES", "COCODetection"]
 
 logger = logging.getLogger(__name__)
+
+
+#: The 80 COCO categories (2017 names) in category-id order: the labels 0..79 of models
+#: trained on COCO (GluonCV, mmdetection).
+COCO_CLASSES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+                "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+                "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+                "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+                "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+                "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+                "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+                "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+                "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+                "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
 
 
 def _load_json(path: Path) -> Mapping[str, Any]:

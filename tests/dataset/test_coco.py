@@ -96,3 +96,12 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="malformed JSON"):
         COCODetection(path, tmp_path / "images")
+
+
+def test_coco_class_names_are_the_2017_categories_in_id_order():
+    """Models trained on COCO label its 80 categories 0..79 in id order; GluonCV ships the same list."""
+    from gluoncv.data import COCODetection as GluonCOCO
+
+    from dataset.coco import COCO_CLASSES
+
+    assert COCO_CLASSES == tuple(GluonCOCO.CLASSES) and len(set(COCO_CLASSES)) == 80
