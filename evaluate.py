@@ -25,13 +25,13 @@ import sys
 import time
 from typing import Any, Optional, Sequence, TextIO
 
+from common.decoding import NMS_MODES
 from dataset.factory import KINDS
 from tools.cli import (ArgumentParser, UsageError, log_to_stderr, number, parse_class_names, print_error,
                        serial_cpu_copies)
 
 _PROG = "evaluate.py"
 _METRICS = ("voc07", "voc10", "coco")
-_NMS_MODES = ("multibox", "caffe")  # symbol.detection.NMS_MODES, without importing MXNet
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,11 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detections kept per image (default: the checkpoint's, normally 200)")
     p.add_argument("--thresh", type=number(float, 0.0, 1.0), default=0.01,
                    help="score threshold of the detections (default: 0.01)")
-    p.add_argument("--nms-mode", choices=_NMS_MODES, default=None,
+    p.add_argument("--nms-mode", choices=NMS_MODES, default=None,
                    help="multibox: MXNet's MultiBoxDetection (each prior votes for its best class, "
                         "top-k over all classes); caffe: Caffe's DetectionOutput (per class above "
-                        "the threshold, top-k and NMS per class, then the best keep-topk) "
-                        "(default: the checkpoint's, normally multibox)")
+                        "the threshold, top-k and NMS per class, then the best keep-topk); gluoncv: "
+                        "GluonCV's (per class above the threshold, top-k over all classes); mmdet: "
+                        "mmdetection's (top-k per feature level, clamped sizes) (default: the "
+                        "checkpoint's: multibox for models trained here, the home framework's for "
+                        "converted ones)")
     p.add_argument("--force-nms", action=argparse.BooleanOptionalAction, default=None,
                    help="suppress overlapping boxes across classes (default: the checkpoint's)")
     p.add_argument("--metric", choices=_METRICS, default=None,

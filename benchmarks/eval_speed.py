@@ -44,6 +44,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from common.decoding import NMS_MODES
 from tools.cli import ArgumentParser, UsageError, positive, print_error, serial_cpu_copies
 
 _PROG = "eval_speed.py"
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model section: side of the synthetic images (default: 300)")
     p.add_argument("--batch-size", type=positive(int), default=8,
                    help="model section: images per forward (default: 8)")
-    p.add_argument("--nms-mode", choices=("multibox", "caffe"), default="multibox",
+    p.add_argument("--nms-mode", choices=NMS_MODES, default="multibox",
                    help="model section: decoding (default: multibox)")
     return p
 

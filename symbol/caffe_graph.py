@@ -532,7 +532,9 @@ class CaffeGraphSSD(SSDBase):
         """The child block holding the weights of Caffe layer ``layer_name``."""
         return self.layers._children[self._blocks[layer_name]]
 
-    def _predict(self, F, x):
+    def _predict(self, F, x, levels: bool = False):
+        if levels:
+            raise ValueError("a Caffe graph does not give the feature level of its priors (nms_mode 'mmdet')")
         x = self.preprocess(x)
         blobs = {self.graph.input: x}
         for layer in self.graph.layers:

@@ -1,87 +1,18 @@
 """Inference-time decoding: softmax, MultiBoxDetection, NMS, top-k, all in the graph.
 
-:class:`DecodeConfig` declares the six decoding settings once; the network
-(``SSDBase.set_nms``), checkpoint configs (``nms``), the detector and the
-command lines all go through it.
+Its settings are a :class:`common.decoding.DecodeConfig` (re-exported here).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from mxnet.gluon import HybridBlock
 
+from common.decoding import MMDET_WH_CLAMP, NMS_MODES, DecodeConfig
+
 from .boxes import VARIANCES
 
-__all__ = ["DecodeConfig", "DetectionOutput", "NMS_MODES", "VARIANCES"]
-
-#: ``multibox``: MXNet's MultiBoxDetection (each prior votes for its best class).
-#: ``caffe``: Caffe's DetectionOutput (every class above the threshold per prior).
-NMS_MODES = ("multibox", "caffe")
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """How raw predictions become detections (see :class:`DetectionOutput`).
-
-    Attributes
-    ----------
-    nms_thresh : float
-        NMS IoU threshold, in (0, 1].
-    nms_topk : int
-        Candidates that enter NMS (per class in ``caffe`` mode); -1: all.
-    keep_topk : int
-        Detections kept per image.
-    thresh : float
-        Score threshold of the candidates, in [0, 1).
-    force_suppress : bool
-        Class-agnostic NMS.
-    nms_mode : {'multibox', 'caffe'}
-    """
-
-    nms_thresh: float = 0.45
-    nms_topk: int = 400
-    keep_topk: int = 200
-    thresh: float = 0.01
-    force_suppress: bool = False
-    nms_mode: str = "multibox"
-
-    def __post_init__(self) -> None:
-        if self.nms_mode not in NMS_MODES:
-            raise ValueError(f"nms_mode must be one of {NMS_MODES}, got {self.nms_mode!r}")
-        if not 0.0 < self.nms_thresh <= 1.0:
-            raise ValueError(f"nms_thresh must be in (0, 1], got {self.nms_thresh}")
-        if self.keep_topk < 1:
-            raise ValueError(f"keep_topk must be positive, got {self.keep_topk}")
-        if self.nms_topk == 0 or self.nms_topk < -1:
-            raise ValueError(f"nms_topk must be positive or -1, got {self.nms_topk}")
-        if not 0.0 <= self.thresh < 1.0:
-            raise ValueError(f"thresh must be in [0, 1), got {self.thresh}")
-        for name, kind in (("nms_thresh", float), ("nms_topk", int), ("keep_topk", int), ("thresh", float),
-                           ("force_suppress", bool)):
-            object.__setattr__(self, name, kind(getattr(self, name)))
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The settings' names (the keys of a checkpoint config's ``nms``)."""
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DecodeConfig":
-        """Settings from a dict; missing ones keep their defaults, unknown ones are an error."""
-        unknown = sorted(set(d) - set(cls.names()))
-        if unknown:
-            raise ValueError(f"unknown decoding settings {unknown}; valid: {', '.join(cls.names())}")
-        return cls(**dict(d))
-
-    def replace(self, **changes: Any) -> "DecodeConfig":
-        """A copy with the given settings changed; None values leave a setting as it is
-        (unset command-line flags)."""
-        return DecodeConfig.from_dict({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
+__all__ = ["DecodeConfig", "DetectionOutput", "MMDET_WH_CLAMP", "NMS_MODES", "VARIANCES"]
 
 
 class DetectionOutput(HybridBlock):
@@ -95,6 +26,9 @@ class DetectionOutput(HybridBlock):
         Caffe CENTER_SIZE offsets ``(dx, dy, dw, dh)`` per anchor.
     anchors : (1, N, 4)
         Normalized corners ``(xmin, ymin, xmax, ymax)``.
+    levels : (1, N), optional
+        The feature level (0 .. ``num_levels`` - 1) of every anchor; needed by
+        ``nms_mode='mmdet'`` only (:class:`symbol.ssd.SSD` supplies it).
 
     Output
     ------
@@ -114,6 +48,20 @@ class DetectionOutput(HybridBlock):
     clipped to [0, 1] on output). ``force_suppress`` makes the NMS
     class-agnostic here too.
 
+    ``nms_mode='gluoncv'``: GluonCV's SSD (``MultiPerClassDecoder`` and one
+    ``box_nms``). Every (anchor, class) pair scoring above ``thresh`` is a
+    candidate, the ``nms_topk`` best over all classes go through greedy NMS at
+    IoU > ``nms_thresh`` (per class unless ``force_suppress``) on the
+    unclipped boxes, and the first ``keep_topk`` (GluonCV's ``post_nms``) are
+    returned, clipped to [0, 1] (GluonCV leaves them unclipped).
+
+    ``nms_mode='mmdet'``: mmdetection's SSDHead (``predict_by_feat``). Per
+    feature level, the ``nms_topk`` best (anchor, class) pairs scoring above
+    ``thresh`` (``nms_pre``); their boxes decoded with the scaled log-size
+    offsets clamped at :data:`MMDET_WH_CLAMP` and clipped to the image; then
+    greedy NMS at IoU > ``nms_thresh`` over all levels (per class unless
+    ``force_suppress``), the first ``keep_topk`` (``max_per_img``) returned.
+
     ``variances`` are the box coder's (center x, center y, width, height)
     scales, :data:`VARIANCES` unless the model was trained with others (a
     Caffe model's PriorBox ``variance``).
@@ -130,6 +78,8 @@ class DetectionOutput(HybridBlock):
         self.variances = v
         # Bounds the candidates of nms_mode 'caffe' with force_suppress (num_classes * nms_topk).
         self.num_classes = num_classes
+        #: Feature levels of the anchors (nms_mode 'mmdet'); set by the network that owns the block.
+        self.num_levels: Optional[int] = None
         self.decoding = (decoding or DecodeConfig()).replace(**settings)
 
     def configure(self, decoding: Optional[DecodeConfig] = None, **settings: Any) -> None:
@@ -147,7 +97,14 @@ class DetectionOutput(HybridBlock):
             return getattr(self.__dict__["decoding"], name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def hybrid_forward(self, F, cls_preds, box_preds, anchors):
+    def hybrid_forward(self, F, cls_preds, box_preds, anchors, levels=None):
+        if self.nms_mode == "gluoncv":
+            return self._gluoncv(F, cls_preds, box_preds, anchors)
+        if self.nms_mode == "mmdet":
+            if (levels is None or not self.num_levels) and self.nms_topk > 0:
+                raise ValueError("nms_mode 'mmdet' needs the feature level of every anchor: use it on a network "
+                                 "built from a preset (symbol.get_model), not on a Caffe graph")
+            return self._mmdet(F, cls_preds, box_preds, anchors, levels)
         if self.nms_mode == "caffe":
             if self.force_suppress:
                 return self._caffe_class_agnostic(F, cls_preds, box_preds, anchors)
@@ -225,6 +182,82 @@ class DetectionOutput(HybridBlock):
                                 background_id=-1, force_suppress=True)
         return self._clip_rows(F, self._best_rows(F, det))
 
+    def _gluoncv(self, F, cls_preds, box_preds, anchors):
+        """GluonCV's SSD decoding: the ``nms_topk`` best (anchor, class) pairs above
+        ``thresh``, one class-aware box_nms at IoU > ``nms_thresh``, the first ``keep_topk``."""
+        scores = self._foreground(F, cls_preds)
+        boxes = _decode(F, box_preds, anchors, self.variances)  # not clipped, as GluonCV's
+        det = self._nms(F, self._candidates(F, scores, boxes, self.nms_topk))
+        return self._clip_rows(F, self._best_rows(F, det))
+
+    def _mmdet(self, F, cls_preds, box_preds, anchors, levels):
+        """mmdetection's SSDHead decoding: per level the ``nms_topk`` best (anchor, class)
+        pairs above ``thresh``, boxes with clamped sizes clipped to the image, one
+        class-aware NMS at IoU > ``nms_thresh``, the first ``keep_topk``."""
+        scores = self._foreground(F, cls_preds)
+        boxes = F.clip(_decode(F, box_preds, anchors, self.variances, wh_clamp=MMDET_WH_CLAMP), 0.0, 1.0)
+        if self.nms_topk <= 0:  # no per-level bound: every pair is a candidate
+            return self._best_rows(F, self._nms(F, self._candidates(F, scores, boxes, -1)))
+        level = F.expand_dims(levels, axis=-1)  # (1, N, 1)
+        # per level, the scores of the other levels' anchors become -1: no candidates
+        parts = [self._candidates(F, F.broadcast_mul(scores + 1, level == i) - 1, boxes, self.nms_topk)
+                 for i in range(self.num_levels)]
+        return self._best_rows(F, self._nms(F, F.concat(*parts, dim=1)))
+
+    def _foreground(self, F, cls_preds):
+        """(B, N, C) foreground probabilities, -1 where not above ``thresh``."""
+        prob = F.slice_axis(F.softmax(cls_preds, axis=-1), axis=2, begin=1, end=None)
+        return F.where(prob > self.thresh, prob, F.ones_like(prob) * -1.0)
+
+    def _candidates(self, F, scores, boxes, k):
+        """Rows ``[class_id, score, box]`` (B, M, 6) of the ``k`` best (anchor, class) pairs
+        of ``scores`` (B, N, C) (-1: not a candidate; such rows have class -1), or of every
+        pair when ``k`` <= 0.
+
+        The ``k`` best pairs belong to the ``k`` anchors of highest best score, so the
+        pairs are ranked among those ``k`` anchors only: two small top-k instead of one
+        over all N x C pairs.
+        """
+        if k <= 0:
+            ids = F.broadcast_like(F.reshape(F.contrib.arange_like(scores, axis=2), shape=(1, 1, -1)), scores)
+            rows = F.concat(F.expand_dims(ids, axis=-1), F.expand_dims(scores, axis=-1),
+                            F.broadcast_like(F.expand_dims(boxes, axis=2), F.expand_dims(scores, axis=-1),
+                                             lhs_axes=(2,), rhs_axes=(2,)), dim=-1)  # (B, N, C, 6)
+            rows = F.reshape(rows, shape=(0, -3, 0))
+            valid = F.slice_axis(rows, axis=2, begin=1, end=2) > -1
+            return F.broadcast_mul(rows + 1, valid) - 1
+        # never fewer than k anchors: k padding anchors that are no candidates
+        pad = F.slice_axis(F.zeros_like(scores), axis=1, begin=0, end=1) - 1  # (B, 1, C)
+        scores = F.concat(scores, F.repeat(pad, repeats=k, axis=1), dim=1)
+        pad_box = F.slice_axis(F.zeros_like(boxes), axis=1, begin=0, end=1)
+        boxes = F.concat(boxes, F.repeat(pad_box, repeats=k, axis=1), dim=1)
+        best = F.max(scores, axis=2)  # (B, N + k)
+        anchor = F.topk(best, axis=1, k=k, ret_typ="indices", is_ascend=False)  # (B, k)
+        batch = F.broadcast_like(F.reshape(F.contrib.arange_like(anchor, axis=0), shape=(-1, 1)), anchor)
+        at = F.stack(batch, anchor, axis=0)
+        top_scores = F.gather_nd(scores, at)  # (B, k, C)
+        top_boxes = F.gather_nd(boxes, at)  # (B, k, 4)
+        flat = F.reshape(top_scores, shape=(0, -1))  # (B, k * C)
+        pair = F.topk(flat, axis=1, k=k, ret_typ="indices", is_ascend=False)  # (B, k)
+        pick = F.stack(batch, pair, axis=0)
+        score = F.gather_nd(flat, pick)
+        ids = F.reshape(F.broadcast_like(F.reshape(F.contrib.arange_like(top_scores, axis=2), shape=(1, 1, -1)),
+                                         top_scores), shape=(0, -1))
+        pos = F.reshape(F.broadcast_like(F.reshape(F.contrib.arange_like(top_scores, axis=1), shape=(1, -1, 1)),
+                                         top_scores), shape=(0, -1))
+        cls = F.gather_nd(ids, pick)
+        box = F.gather_nd(top_boxes, F.stack(batch, F.gather_nd(pos, pick), axis=0))  # (B, k, 4)
+        valid = score > -1
+        cls = F.where(valid, cls, F.ones_like(cls) * -1.0)
+        return F.concat(F.expand_dims(cls, axis=-1), F.expand_dims(score, axis=-1), box, dim=-1)
+
+    def _nms(self, F, rows):
+        """box_nms of candidate rows (B, M, 6): greedy, IoU > ``nms_thresh`` suppresses,
+        per class unless ``force_suppress``; sorted by score, the rest -1."""
+        return F.contrib.box_nms(rows, overlap_thresh=self.nms_thresh, valid_thresh=-0.5, topk=-1, coord_start=2,
+                                 score_index=1, id_index=0, background_id=-1,
+                                 force_suppress=self.force_suppress)
+
     @staticmethod
     def _clip_rows(F, det):
         """Corners clipped to [0, 1]; empty rows stay -1."""
@@ -235,16 +268,20 @@ class DetectionOutput(HybridBlock):
         return F.concat(head, coords, dim=-1)
 
 
-def _decode(F, box_preds, anchors, variances):
+def _decode(F, box_preds, anchors, variances, wh_clamp: Optional[float] = None):
     """Caffe CENTER_SIZE decoding with ``variances``: (B, N * 4) offsets and
-    (1, N, 4) corner anchors -> (B, N, 4) corner boxes."""
+    (1, N, 4) corner anchors -> (B, N, 4) corner boxes; with ``wh_clamp`` the
+    scaled log-size offsets are clamped to [-wh_clamp, wh_clamp] (mmdetection)."""
     pred = F.reshape(box_preds, shape=(0, -1, 4))
     ax0, ay0, ax1, ay1 = F.split(anchors, num_outputs=4, axis=-1)
     aw, ah = ax1 - ax0, ay1 - ay0
     acx, acy = (ax0 + ax1) * 0.5, (ay0 + ay1) * 0.5
     dx, dy, dw, dh = F.split(pred, num_outputs=4, axis=-1)
+    dw, dh = dw * variances[2], dh * variances[3]
+    if wh_clamp is not None:
+        dw, dh = F.clip(dw, -wh_clamp, wh_clamp), F.clip(dh, -wh_clamp, wh_clamp)
     cx = F.broadcast_add(F.broadcast_mul(dx * variances[0], aw), acx)
     cy = F.broadcast_add(F.broadcast_mul(dy * variances[1], ah), acy)
-    hw = F.broadcast_mul(F.exp(dw * variances[2]), aw) * 0.5
-    hh = F.broadcast_mul(F.exp(dh * variances[3]), ah) * 0.5
+    hw = F.broadcast_mul(F.exp(dw), aw) * 0.5
+    hh = F.broadcast_mul(F.exp(dh), ah) * 0.5
     return F.concat(cx - hw, cy - hh, cx + hw, cy + hh, dim=-1)

@@ -17,7 +17,9 @@ by experiment and reproduced by :func:`multibox_detection`:
 - with ``nms_threshold`` outside ``(0, 1]`` nothing is sorted or suppressed.
 
 (``mx.nd.contrib.box_nms``, by contrast, suppresses only at IoU ``>``
-``overlap_thresh``.)
+``overlap_thresh`` and keeps only scores ``>`` its ``valid_thresh``, as
+GluonCV's and mmdetection's (mmcv's) NMS do: :func:`gluoncv_detection` and
+:func:`mmdet_detection` transcribe those two detectors' decoding.)
 """
 from __future__ import annotations
 
@@ -28,11 +30,16 @@ from numpy.typing import ArrayLike
 
 from .boxes import VARIANCES, _as_float, _boxes, box_iou, decode, softmax
 
-__all__ = ["caffe_detection_output", "detection_output", "multibox_detection", "nms"]
+__all__ = ["MMDET_WH_CLAMP", "caffe_detection_output", "detection_output", "gluoncv_detection", "mmdet_detection",
+           "multibox_detection", "nms"]
+
+#: mmdetection's DeltaXYWHBBoxCoder clamps the scaled log-size offsets at ``|log(16 / 1000)|``
+#: (written out again: the reference does not take the graph's constants).
+MMDET_WH_CLAMP = float(np.abs(np.log(16 / 1000)))
 
 
 def nms(boxes: ArrayLike, scores: ArrayLike, iou_threshold: float, topk: int = -1,
-        class_ids: Optional[ArrayLike] = None) -> np.ndarray:
+        class_ids: Optional[ArrayLike] = None, strict: bool = False) -> np.ndarray:
     """Greedy non-maximum suppression.
 
     Parameters
@@ -47,6 +54,8 @@ def nms(boxes: ArrayLike, scores: ArrayLike, iou_threshold: float, topk: int = -
         -1 or any non-positive value: all.
     class_ids : (N,), optional
         When given, boxes suppress only boxes of the same class.
+    strict : bool
+        Suppress only at IoU ``> iou_threshold`` (box_nms's and mmcv's rule).
 
     Returns
     -------
@@ -72,7 +81,8 @@ def nms(boxes: ArrayLike, scores: ArrayLike, iou_threshold: float, topk: int = -
             continue
         keep.append(i)
         rest = order[pos + 1:]
-        over = box_iou(b[i:i + 1], b[rest])[0] >= iou_threshold
+        iou = box_iou(b[i:i + 1], b[rest])[0]
+        over = iou > iou_threshold if strict else iou >= iou_threshold
         if cls is not None:
             over &= cls[rest] == cls[i]
         alive[pos + 1:] &= ~over
@@ -174,10 +184,115 @@ def caffe_detection_output(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: A
     return out
 
 
+def _pairs(prob: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(anchor, class, score) of the (anchor, class) pairs of ``prob`` (N, C) scoring
+    ``> threshold``, by descending score (stable in anchor-major order)."""
+    anchor, cls = np.nonzero(prob > threshold)
+    score = prob[anchor, cls]
+    order = np.argsort(-score, kind="stable")
+    return anchor[order], cls[order], score[order]
+
+
+def gluoncv_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLike,
+                      threshold: float = 0.01, nms_threshold: float = 0.45, nms_topk: int = 400,
+                      force_suppress: bool = False, variances: Sequence[float] = VARIANCES) -> list[np.ndarray]:
+    """What GluonCV's ``SSD`` computes in inference (MultiPerClassDecoder, then one box_nms).
+
+    Every (anchor, class) pair scoring ``> threshold`` is a candidate; the
+    ``nms_topk`` best of them over all classes go through greedy NMS that
+    suppresses at IoU ``> nms_threshold`` among boxes of the same class (all
+    boxes with ``force_suppress``), on the decoded boxes, not clipped.
+
+    Parameters
+    ----------
+    cls_prob : (B, C + 1, N)
+        Class probabilities, background at index 0.
+    loc_preds : (B, N * 4)
+    anchors : (1, N, 4) or (N, 4) corners
+
+    Returns
+    -------
+    One (K, 6) array per image, rows ``[class_id, score, xmin, ymin, xmax, ymax]``
+    by descending score, boxes not clipped; GluonCV's ``post_nms`` is the first rows.
+    """
+    prob = _as_float(cls_prob)
+    batch, _, num = prob.shape
+    loc = _as_float(loc_preds).reshape(batch, num, 4)
+    anc = _boxes(anchors, "anchors").reshape(-1, 4)
+    out = []
+    for img in range(batch):
+        boxes = decode(loc[img], anc, variances)
+        anchor, cls, score = _pairs(prob[img, 1:].T, threshold)
+        if nms_topk > 0:
+            anchor, cls, score = anchor[:nms_topk], cls[:nms_topk], score[:nms_topk]
+        keep = nms(boxes[anchor], score, nms_threshold, class_ids=None if force_suppress else cls, strict=True)
+        rows = np.concatenate([cls[keep, None].astype(prob.dtype), score[keep, None], boxes[anchor[keep]]], axis=1)
+        out.append(rows.reshape(-1, 6))
+    return out
+
+
+def mmdet_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLike, levels: ArrayLike,
+                    threshold: float = 0.02, nms_threshold: float = 0.45, nms_topk: int = 1000,
+                    force_suppress: bool = False, variances: Sequence[float] = VARIANCES) -> list[np.ndarray]:
+    """What mmdetection's ``SSDHead.predict_by_feat`` computes (mmdetection 3.x, and 2.x since
+    2.18: ``filter_scores_and_topk``, ``delta2bbox``, ``batched_nms``).
+
+    Per feature level, the (anchor, class) pairs scoring ``> threshold``, the
+    ``nms_topk`` best of them (``nms_pre``); their boxes decoded with the
+    scaled log-size offsets clamped at :data:`MMDET_WH_CLAMP` and clipped to
+    the image; then greedy NMS over all levels that suppresses at IoU ``>
+    nms_threshold`` among boxes of the same class (all with ``force_suppress``).
+
+    Parameters
+    ----------
+    cls_prob : (B, C + 1, N)
+        Class probabilities, background at index 0 (mmdetection's last channel,
+        moved by the converter).
+    loc_preds : (B, N * 4)
+    anchors : (1, N, 4) or (N, 4) corners
+    levels : (N,) or (1, N)
+        The feature level of every anchor.
+
+    Returns
+    -------
+    One (K, 6) array per image, rows ``[class_id, score, xmin, ymin, xmax, ymax]``
+    by descending score, boxes clipped to [0, 1]; mmdetection's ``max_per_img``
+    is the first rows.
+    """
+    prob = _as_float(cls_prob)
+    batch, _, num = prob.shape
+    loc = _as_float(loc_preds).reshape(batch, num, 4)
+    anc = _boxes(anchors, "anchors").reshape(-1, 4)
+    lvl = np.asarray(levels).reshape(-1)
+    if lvl.shape != (num,):
+        raise ValueError(f"levels must hold {num} entries, got {lvl.shape}")
+    v0, v1, v2, v3 = variances
+    out = []
+    for img in range(batch):
+        picked = []
+        for level in np.unique(lvl):
+            idx = np.flatnonzero(lvl == level)
+            anchor, cls, score = _pairs(prob[img, 1:][:, idx].T, threshold)
+            if nms_topk > 0:
+                anchor, cls, score = anchor[:nms_topk], cls[:nms_topk], score[:nms_topk]
+            picked.append((idx[anchor], cls, score))
+        anchor, cls, score = (np.concatenate(parts) for parts in zip(*picked))
+        d = loc[img, anchor] * np.asarray([v0, v1, v2, v3], dtype=loc.dtype)
+        d[:, 2:] = np.clip(d[:, 2:], -MMDET_WH_CLAMP, MMDET_WH_CLAMP)
+        boxes = np.clip(decode(d, anc[anchor], (1.0, 1.0, 1.0, 1.0)), 0, 1)
+        order = np.argsort(-score, kind="stable")
+        keep = order[nms(boxes[order], score[order], nms_threshold,
+                         class_ids=None if force_suppress else cls[order], strict=True)]
+        rows = np.concatenate([cls[keep, None].astype(prob.dtype), score[keep, None], boxes[keep]], axis=1)
+        out.append(rows.reshape(-1, 6))
+    return out
+
+
 def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayLike,
                      nms_thresh: float = 0.45, nms_topk: int = 400, keep_topk: int = 200,
                      thresh: float = 0.01, force_suppress: bool = False,
-                     variances: Sequence[float] = VARIANCES, nms_mode: str = "multibox") -> np.ndarray:
+                     variances: Sequence[float] = VARIANCES, nms_mode: str = "multibox",
+                     levels: Optional[ArrayLike] = None) -> np.ndarray:
     """Reference of ``symbol.detection.DetectionOutput``.
 
     Parameters
@@ -190,13 +305,16 @@ def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayL
         Corners.
     nms_thresh, nms_topk, keep_topk, thresh, force_suppress, variances, nms_mode
         As in :class:`symbol.detection.DetectionOutput`.
+    levels : (N,), optional
+        The feature level of every anchor (``nms_mode='mmdet'`` only).
 
     Returns
     -------
     (B, keep_topk, 6) rows ``[class_id, score, xmin, ymin, xmax, ymax]``: the
     first ``keep_topk`` detections of :func:`multibox_detection` (or of
-    :func:`caffe_detection_output` with ``nms_mode='caffe'``; clipped corners,
-    descending score), then rows of -1.
+    :func:`caffe_detection_output`, :func:`gluoncv_detection` or
+    :func:`mmdet_detection` by ``nms_mode``; clipped corners, descending
+    score), then rows of -1.
     """
     if keep_topk < 1:
         raise ValueError(f"keep_topk must be positive, got {keep_topk}")
@@ -204,10 +322,15 @@ def detection_output(cls_preds: ArrayLike, box_preds: ArrayLike, anchors: ArrayL
     if logits.ndim != 3:
         raise ValueError(f"cls_preds must have shape (B, N, C + 1), got {logits.shape}")
     prob = np.transpose(softmax(logits, axis=-1), (0, 2, 1))
-    if nms_mode == "caffe":
-        dets = caffe_detection_output(prob, box_preds, anchors, thresh, nms_thresh, nms_topk, force_suppress,
-                                      variances)
+    if nms_mode in ("caffe", "gluoncv"):
+        decoder = caffe_detection_output if nms_mode == "caffe" else gluoncv_detection
+        dets = decoder(prob, box_preds, anchors, thresh, nms_thresh, nms_topk, force_suppress, variances)
         dets = [np.concatenate([d[:keep_topk, :2], np.clip(d[:keep_topk, 2:], 0, 1)], axis=1) for d in dets]
+    elif nms_mode == "mmdet":
+        if levels is None:
+            raise ValueError("nms_mode 'mmdet' needs the anchors' levels")
+        dets = mmdet_detection(prob, box_preds, anchors, levels, thresh, nms_thresh, nms_topk, force_suppress,
+                               variances)
     else:
         dets = multibox_detection(prob, box_preds, anchors, threshold=thresh, nms_threshold=nms_thresh,
                                   nms_topk=nms_topk, force_suppress=force_suppress, variances=variances,

@@ -107,9 +107,10 @@ class SSDBase(HybridBlock):
         """The box coder's variances (center x, center y, width, height)."""
         return self.detector.variances
 
-    def _predict(self, F, x):
+    def _predict(self, F, x, levels: bool = False):
         """The raw predictions ``(cls_preds, box_preds, anchors)`` of input ``x`` (RGB 0..255,
-        not yet preprocessed), as :class:`SSD` documents them."""
+        not yet preprocessed), as :class:`SSD` documents them; with ``levels`` also the
+        (1, N) feature level of every anchor, for networks that know them."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ decoding
@@ -121,7 +122,11 @@ class SSDBase(HybridBlock):
         the current ones. Invalid values raise ``ValueError`` and change
         nothing. The cached graph is cleared, so the next call rebuilds it.
         """
-        self.detector.configure((decoding or DecodeConfig()).replace(**settings))
+        decoding = (decoding or DecodeConfig()).replace(**settings)
+        if decoding.nms_mode == "mmdet" and not self.detector.num_levels:
+            raise ValueError(f"nms_mode 'mmdet' decodes feature level by level, and {type(self).__name__} does "
+                             f"not know its priors' levels (a network built from a preset does)")
+        self.detector.configure(decoding)
         self._clear_cached_op()
 
     @property
@@ -146,10 +151,11 @@ class SSDBase(HybridBlock):
         return super().forward(x, *args)
 
     def hybrid_forward(self, F, x):
-        cls_preds, box_preds, anchors = self._predict(F, x)
         if autograd.is_training():
-            return cls_preds, box_preds, anchors
-        return self.detector(cls_preds, box_preds, anchors)
+            return self._predict(F, x)
+        if self.detector.nms_mode == "mmdet":  # decodes level by level
+            return self.detector(*self._predict(F, x, levels=True))
+        return self.detector(*self._predict(F, x))
 
     def raw_predictions(self, x: mx.nd.NDArray):
         """The training-mode outputs ``(cls_preds, box_preds, anchors)``, computed
@@ -255,8 +261,9 @@ class SSD(SSDBase):
                 self.class_heads.add(_head(c, spec.num_anchors * (num_classes + 1), head_style, head_kernel))
                 self.box_heads.add(_head(c, spec.num_anchors * 4, head_style, head_kernel))
                 self.anchor_generators.add(AnchorGenerator(spec))
+        self.detector.num_levels = len(anchors)
 
-    def _predict(self, F, x):
+    def _predict(self, F, x, levels: bool = False):
         x = self.preprocess(x)
         sources = list(self.backbone(x))
         for extra in self.extras:
@@ -269,4 +276,8 @@ class SSD(SSDBase):
             box_preds.append(F.flatten(F.transpose(box_head(feat), axes=(0, 2, 3, 1))))
             anchors.append(gen(feat))
         cls_preds = F.reshape(F.concat(*cls_preds, dim=1), shape=(0, -1, self.num_classes + 1))
-        return cls_preds, F.concat(*box_preds, dim=1), F.concat(*anchors, dim=1)
+        out = cls_preds, F.concat(*box_preds, dim=1), F.concat(*anchors, dim=1)
+        if levels:
+            ids = [F.zeros_like(F.slice_axis(a, axis=2, begin=0, end=1)) + i for i, a in enumerate(anchors)]
+            out += (F.reshape(F.concat(*ids, dim=1), shape=(1, -1)),)
+        return out

@@ -242,3 +242,117 @@ def test_other_variances_decode_like_the_reference(mode: str) -> None:
     assert np.abs(want[0, :, 2:] - standard[0, :, 2:]).max() > 1e-2  # the variances do matter here
     with pytest.raises(ValueError, match="variances must be 4 positive numbers"):
         DetectionOutput(variances=(0.1, 0.1, 0.2))
+
+
+# ---------------------------------------------------------------- GluonCV's and mmdetection's decoding
+def two_level_predictions(seed: int, batch: int = 2) -> tuple[np.ndarray, ...]:
+    """Logits, offsets, anchors and the (1, N) level of every anchor, for a 4x4 map then a
+    2x2 map (the second level has fewer pairs than some top-k below); the last image is
+    all background. Offsets are large enough that mmdetection's size clamp bites."""
+    first = prior_anchors(4, (0.2, 0.3), (1, 2, 0.5))
+    second = prior_anchors(2, (0.5, 0.7), (1, 2))
+    anchors = np.concatenate([first, second], axis=1)
+    levels = np.concatenate([np.zeros(first.shape[1]), np.ones(second.shape[1])])[None].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    n, classes = anchors.shape[1], 3
+    logits = (rng.normal(size=(batch, n, classes + 1)) * 2.0).astype(np.float32)
+    logits[-1, :, 0] += 30.0
+    loc = (rng.normal(size=(batch, n * 4)) * 0.5).astype(np.float32)
+    loc[:, 2::4][:, :5] = 30.0   # exp(30 * 0.2) > 1000 / 16: clamped by mmdetection
+    return logits, loc, anchors, levels
+
+
+MODE_CONFIGS = [
+    dict(nms_mode="gluoncv", thresh=0.01, nms_thresh=0.45, nms_topk=400, keep_topk=100),
+    dict(nms_mode="gluoncv", thresh=0.1, nms_thresh=0.3, nms_topk=7, keep_topk=5),
+    dict(nms_mode="gluoncv", nms_topk=-1, keep_topk=30, force_suppress=True),
+    dict(nms_mode="mmdet", thresh=0.02, nms_thresh=0.45, nms_topk=1000, keep_topk=200),
+    dict(nms_mode="mmdet", thresh=0.05, nms_thresh=0.3, nms_topk=9, keep_topk=12),  # level 1 has 12 anchors x 3
+    dict(nms_mode="mmdet", nms_topk=-1, keep_topk=40, force_suppress=True),
+]
+
+
+@pytest.mark.parametrize("hybridize", [False, True], ids=["imperative", "hybridized"])
+@pytest.mark.parametrize("config", MODE_CONFIGS, ids=lambda c: f"{c['nms_mode']}-{c.get('nms_topk')}")
+def test_gluoncv_and_mmdet_modes_match_the_reference(config: dict, hybridize: bool) -> None:
+    logits, loc, anchors, levels = two_level_predictions(seed=4)
+    block = DetectionOutput(**config)
+    block.num_levels = 2
+    if hybridize:
+        block.hybridize()
+    needs_levels = config["nms_mode"] == "mmdet" and config["nms_topk"] > 0   # nms_pre is per level
+    args = [mx.nd.array(a) for a in (logits, loc, anchors) + ((levels,) if needs_levels else ())]
+    got = block(*args).asnumpy()
+    want = reference.detection_output(logits, loc, anchors, levels=levels, **block.config)
+    assert (want[0, :, 0] >= 0).sum() >= min(5, block.keep_topk)
+    assert_detections_equal(got, want)
+    np.testing.assert_array_equal(got[1], -1)   # the all-background image
+
+
+def test_mmdet_mode_bounds_the_candidates_per_level() -> None:
+    """nms_pre is per level: a level's pairs never crowd out another level's."""
+    logits, loc, anchors, levels = two_level_predictions(seed=9)
+    logits = logits[:1]   # the first image (the second is all background)
+    loc = loc[:1]
+    logits[0, levels[0] == 1, 1] += 6.0   # level 1's class-0 pairs outscore everything
+    kwargs = dict(nms_mode="mmdet", thresh=0.0, nms_thresh=1.0, nms_topk=4, keep_topk=50)
+    det = reference.detection_output(logits, loc, anchors, levels=levels, **kwargs)[0]
+    valid = det[det[:, 0] >= 0]
+    assert len(valid) == 8   # 4 per level survive an NMS that suppresses nothing (not the best 4 overall)
+    block = DetectionOutput(**kwargs)
+    block.num_levels = 2
+    assert_detections_equal(block(*[mx.nd.array(a) for a in (logits, loc, anchors, levels)]).asnumpy()[0], det)
+
+
+def test_gluoncv_mode_equals_gluoncv_own_decoding() -> None:
+    """GluonCV's SSD inference path (MultiPerClassDecoder, NormalizedBoxCenterDecoder, box_nms,
+    post_nms) on the same raw predictions, boxes clipped to the image as ours are."""
+    from gluoncv.nn.coder import MultiPerClassDecoder, NormalizedBoxCenterDecoder
+
+    logits, loc, anchors, _ = two_level_predictions(seed=2)
+    c = anchors[0]
+    center = np.stack([(c[:, 0] + c[:, 2]) / 2, (c[:, 1] + c[:, 3]) / 2, c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]], 1)
+    bboxes = NormalizedBoxCenterDecoder((0.1, 0.1, 0.2, 0.2))(mx.nd.array(loc).reshape((0, -1, 4)),
+                                                             mx.nd.array(center[None]))
+    ids, scores = MultiPerClassDecoder(logits.shape[2], thresh=0.01)(mx.nd.softmax(mx.nd.array(logits), axis=-1))
+    per_class = [mx.nd.concat(ids[:, :, i:i + 1], scores[:, :, i:i + 1], bboxes, dim=-1)
+                 for i in range(logits.shape[2] - 1)]
+    result = mx.nd.contrib.box_nms(mx.nd.concat(*per_class, dim=1), overlap_thresh=0.45, topk=400,
+                                   valid_thresh=0.01, id_index=0, score_index=1, coord_start=2,
+                                   force_suppress=False)[:, :100].asnumpy()
+    valid = result[..., :1] >= 0
+    result[..., 2:] = np.where(valid, np.clip(result[..., 2:], 0, 1), -1)
+    block = DetectionOutput(nms_mode="gluoncv", thresh=0.01, nms_thresh=0.45, nms_topk=400, keep_topk=100)
+    block.hybridize()
+    got = block(mx.nd.array(logits), mx.nd.array(loc), mx.nd.array(anchors)).asnumpy()
+    assert valid[0].sum() >= 20
+    assert_detections_equal(got, result)
+
+
+@pytest.mark.parametrize("mode", ["gluoncv", "mmdet"])
+def test_a_network_decodes_like_the_reference_in_every_mode(mode: str) -> None:
+    """The SSD supplies the anchors' levels: Caffe MobileNet-SSD's 19, 10, 5, 3, 2, 1 maps with
+    3 then 6 priors per location."""
+    from mxnet import autograd
+
+    from symbol import get_model
+
+    mx.random.seed(0)
+    net = get_model("mobilenet", 300, 5, multiplier=0.25)
+    x = mx.nd.array(np.random.default_rng(0).uniform(0, 255, (2, 3, 300, 300)))
+    with autograd.predict_mode():
+        spread = float(net._predict(mx.nd, x)[0].asnumpy().std(axis=1).mean())
+    for head in net.class_heads:  # distinct scores at every location (random features are tiny)
+        head.weight.set_data(head.weight.data() * (2.0 / spread))
+    with autograd.predict_mode():
+        logits, loc, anchors, levels = (a.asnumpy() for a in net._predict(mx.nd, x, levels=True))
+    assert 1.0 < logits.std(axis=1).mean() < 3.0
+    counts = np.bincount(levels[0].astype(int))
+    np.testing.assert_array_equal(counts, [19 * 19 * 3] + [n * n * 6 for n in (10, 5, 3, 2, 1)])
+    assert (np.diff(levels[0]) >= 0).all()
+    net.set_nms(nms_mode=mode, keep_topk=50)
+    net.hybridize()
+    want = reference.detection_output(logits, loc, anchors, levels=levels, variances=net.variances,
+                                      **net.nms_config)
+    assert (want[:, :, 0] >= 0).sum() >= 20
+    assert_detections_equal(net(x).asnumpy(), want)
