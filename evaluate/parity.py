@@ -12,13 +12,14 @@ True
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from symbol.boxes import box_iou
 
-__all__ = ["Parity", "match_detections"]
+__all__ = ["FileParity", "Parity", "compare_detection_files", "match_detections", "read_detection_file"]
 
 
 @dataclass
@@ -126,4 +127,102 @@ def match_detections(reference: np.ndarray, ours: np.ndarray, thresh: float = 0.
             elif row[1] >= high:
                 result.missing.append(row)
         result.extra.extend(row for row, f in zip(b, free) if f and row[1] >= high)
+    return result
+
+
+# --------------------------------------------------------------------------- detection files
+@dataclass
+class FileParity:
+    """Two detection files (``demo.py --save-json``'s format) compared image by image.
+
+    Attributes
+    ----------
+    images : list of (str, Parity)
+        Each image of the reference file (its name as written) and its :class:`Parity`.
+    """
+
+    images: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for _, p in self.images)
+
+    def summary(self, thresh: float) -> str:
+        """One line: images, detections >= ``thresh`` matched, missing, extra, worst differences."""
+        pairs = [pair for _, p in self.images for pair in p.pairs if max(pair[0][1], pair[1][1]) >= thresh]
+        missing = sum(len(p.missing) for _, p in self.images)
+        extra = sum(len(p.extra) for _, p in self.images)
+        score = max((p.max_score_diff for _, p in self.images), default=0.0)
+        iou = min((p.worst_iou for _, p in self.images), default=1.0)
+        return (f"{len(self.images)} image(s): {len(pairs)} detection(s) >= {thresh:g} matched, "
+                f"{missing} missing, {extra} extra; worst score difference {score:.1e}, "
+                f"worst IoU {iou:.6f}: {'the same' if self.ok else 'DIFFERENT'}")
+
+
+def read_detection_file(path) -> dict[str, tuple[float, float, list[tuple[str, float, list[float]]]]]:
+    """The detections of a ``demo.py --save-json`` file, by image.
+
+    Returns
+    -------
+    dict
+        ``image -> (width, height, [(class_name, score, [xmin, ymin, xmax, ymax]), ...])``,
+        boxes in pixels, as written.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such file, or not such a file (the message names it and the entry).
+    """
+    from common.fileio import read_json
+
+    data = read_json(path, "detection file")
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: not a detection file of demo.py --save-json (a JSON list of images)")
+    out = {}
+    for k, entry in enumerate(data):
+        try:
+            rows = [(str(d["class_name"]), float(d["score"]), [float(v) for v in d["bbox"]])
+                    for d in entry["detections"]]
+            if any(len(box) != 4 for _, _, box in rows):
+                raise ValueError("a bbox of other than 4 numbers")
+            out[str(entry["image"])] = (float(entry["width"]), float(entry["height"]), rows)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: image entry {k} is not one of demo.py --save-json "
+                             f"({type(err).__name__}: {err})") from None
+    return out
+
+
+def compare_detection_files(reference, ours, thresh: float = 0.3, score_tol: float = 2e-3,
+                            min_iou: float = 0.97) -> FileParity:
+    """Compare two ``demo.py --save-json`` files with :func:`match_detections`, per image.
+
+    Images are paired by the name written in the files, else by file name
+    when the folders differ; classes by name; boxes in pixels. Every image of
+    ``reference`` must be in ``ours``.
+
+    Raises
+    ------
+    ValueError
+        A file that cannot be read, or an image of the reference that ``ours`` lacks.
+    """
+    ref = read_detection_file(reference)
+    got = read_detection_file(ours)
+    by_name: dict[str, list[str]] = {}
+    for image in got:
+        by_name.setdefault(os.path.basename(image), []).append(image)
+    names = sorted({c for _, _, rows in list(ref.values()) + list(got.values()) for c, _, _ in rows})
+    ids = {c: i for i, c in enumerate(names)}
+
+    def rows(dets: list) -> np.ndarray:
+        return np.array([[ids[c], s, *box] for c, s, box in dets], np.float64).reshape(-1, 6)
+
+    result = FileParity()
+    for image, (_, _, dets) in ref.items():
+        if image in got:
+            other = image
+        elif len(by_name.get(os.path.basename(image), [])) == 1:
+            other = by_name[os.path.basename(image)][0]
+        else:
+            raise ValueError(f"{ours} has no detections of {image} (in {reference})")
+        result.images.append((image, match_detections(rows(dets), rows(got[other][2]), thresh, score_tol, min_iou)))
     return result

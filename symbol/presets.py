@@ -186,19 +186,6 @@ class Preset:
             raise ValueError(f"malformed preset layout ({type(err).__name__}: {err})") from None
 
 
-def _scales(min_scale: float, max_scale: float, n: int, side: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Caffe SSD's (and mxnet-ssd's) rule for per-layer prior sizes, in pixels.
-
-    The first layer gets half the minimum scale; the others are spread evenly
-    in whole percents from ``min_scale`` to ``max_scale``.
-    """
-    lo, hi = int(round(min_scale * 100)), int(round(max_scale * 100))
-    step = (hi - lo) // (n - 2)
-    mins = [lo / 2.0] + [float(r) for r in range(lo, hi + 1, step)]
-    maxs = [float(lo)] + [float(r + step) for r in range(lo, hi + 1, step)]
-    return tuple(side * m / 100.0 for m in mins[:n]), tuple(side * m / 100.0 for m in maxs[:n])
-
-
 def _float32(x: float) -> float:
     """The shortest decimal that is ``x`` in single precision (what MXNet's
     operators, which parse their float arguments as float32, see of it)."""
@@ -213,9 +200,11 @@ def _float32(x: float) -> float:
 def mxnet_ssd_sizes(min_scale: float, max_scale: float, n: int) -> tuple[tuple[float, float], ...]:
     """mxnet-ssd's ``get_scales``: per-layer prior sizes as fractions of the input.
 
-    Caffe's rule (see :func:`_scales`) in fractions, each layer's pair being
-    ``(min, sqrt(min * max))`` with the square root rounded to single
-    precision as mxnet-ssd computed it (``np.single``).
+    Caffe SSD's rule in fractions: the first layer gets half the minimum
+    scale, the others are spread evenly in whole percents from ``min_scale``
+    to ``max_scale``; each layer's pair is ``(min, sqrt(min * max))`` with the
+    square root rounded to single precision as mxnet-ssd computed it
+    (``np.single``).
     """
     lo, hi = int(min_scale * 100), int(max_scale * 100)
     step = (hi - lo) // (n - 2)
@@ -226,10 +215,16 @@ def mxnet_ssd_sizes(min_scale: float, max_scale: float, n: int) -> tuple[tuple[f
 
 _R2 = (2.0,)
 _R23 = (2.0, 3.0)
-_MXSSD_EXTRAS = (ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(64, 128))
-_MXSSD_MIN, _MXSSD_MAX = _scales(0.2, 0.9, 6, 512)
 # mxnet-ssd's own extra layers: the 1x1 convs have max(128, out // 2) filters.
 _MXSSD_OWN_EXTRAS = (ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(128, 128))
+
+# GluonCV's FeatureExpander (filters 512, 512, 256, 256): each 1x1 transition is as wide
+# as the 3x3 stride-2 conv after it (min_depth 128, reduce_ratio 1).
+_GLUONCV_EXTRAS = (ExtraLayer(512, 512), ExtraLayer(512, 512), ExtraLayer(256, 256), ExtraLayer(256, 256))
+# GluonCV's SSD512 sizes for ResNet-50 (VOC) and MobileNet 1.0: its list
+# (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492) read as (min, max) pairs.
+_GLUONCV_512_MIN = (51.2, 102.4, 189.4, 276.4, 363.52, 450.6)
+_GLUONCV_512_MAX = (102.4, 189.4, 276.4, 363.52, 450.6, 492.0)
 
 PRESETS: dict[str, dict[int, Preset]] = {
     # Caffe SSD300 / SSD512 (weiliu89/caffe, VOC0712), VGG16 with fc6/fc7 reduced.
@@ -260,19 +255,22 @@ PRESETS: dict[str, dict[int, Preset]] = {
             preprocess=CAFFE_VGG,
         ),
     },
-    # ResNet-50 v1 SSD512 in mxnet-ssd's layout (GluonCV-style backbone): end of
-    # stage 3 and stage 4.
+    # GluonCV's ssd_512_resnet50_v1 (VOC): ResNet-50 v1 (MXNet model zoo), the ends of
+    # stage 3 (stage3_activation5, stride 16) and stage 4 (stage4_activation2, stride
+    # 32), then GluonCV's FeatureExpander: four extra layers of a 1x1 transition conv
+    # and a 3x3 stride-2 conv, as wide as each other (512, 512, 256, 256), with BN.
     "resnet50": {
         512: Preset(
             data_shape=512,
             sources=("stage3", "stage4"),
-            extras=_MXSSD_EXTRAS,
-            min_sizes=_MXSSD_MIN,
-            max_sizes=_MXSSD_MAX,
+            extras=_GLUONCV_EXTRAS,
+            min_sizes=_GLUONCV_512_MIN,
+            max_sizes=_GLUONCV_512_MAX,
             ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
-            steps=None,
+            steps=(16, 32, 64, 128, 256, 512),
             normalization=(None,) * 6,
             preprocess=IMAGENET,
+            batch_norm=True,
         ),
     },
     # mxnet-ssd's ResNet-50 SSD512 (released VOC model): pre-activation ResNet-50,
@@ -317,13 +315,15 @@ PRESETS: dict[str, dict[int, Preset]] = {
             batch_norm=False,
             head_kernel=1,
         ),
-        # GluonCV's ssd_512_mobilenet1.0.
+        # GluonCV's ssd_512_mobilenet1.0 (VOC and COCO): MobileNet 1.0 with BN, the
+        # outputs of conv11 and conv13 (relu22 and relu26, strides 16 and 32), then
+        # GluonCV's FeatureExpander extras, priors and steps as for ResNet-50.
         512: Preset(
             data_shape=512,
             sources=("conv11", "conv13"),
-            extras=(ExtraLayer(256, 512), ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256)),
-            min_sizes=(51.2, 102.4, 189.4, 276.4, 363.52, 450.6),
-            max_sizes=(102.4, 189.4, 276.4, 363.52, 450.6, 492.0),
+            extras=_GLUONCV_EXTRAS,
+            min_sizes=_GLUONCV_512_MIN,
+            max_sizes=_GLUONCV_512_MAX,
             ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
             steps=(16, 32, 64, 128, 256, 512),
             normalization=(None,) * 6,

@@ -1,7 +1,9 @@
 """MobileNet v1 (Howard et al. 2017), in two layouts.
 
 - ``batch_norm=True``: conv + BN + ReLU, the layout of GluonCV's / MXNet's
-  ``mobilenet1_0`` (same parameter names, so their ImageNet ``.params`` load).
+  ``mobilenet1_0`` (same parameter names, so their ImageNet ``.params`` load);
+  GluonCV's ``ssd_512_mobilenet1.0`` takes ``relu22`` and ``relu26``, the
+  outputs of conv11 and conv13.
 - ``batch_norm=False``: biased conv + ReLU, the layout of chuanqi305's Caffe
   MobileNet-SSD, whose BatchNorm/Scale layers are folded into the convolutions,
   so its weights convert one to one.

@@ -1,8 +1,10 @@
 """ResNet-50 v1 (He et al. 2016), MXNet model zoo's ``resnet50_v1``, cut at stages 3 and 4.
 
-mxnet-ssd's ResNet-50 SSD took ``_plus12`` and ``_plus15``: the outputs of the
-last residual units of stage 3 (1024 channels, stride 16) and stage 4 (2048
-channels, stride 32).
+GluonCV's ``ssd_512_resnet50_v1`` takes ``stage3_activation5`` and
+``stage4_activation2``: the outputs (after the final ReLU) of the last
+residual units of stage 3 (1024 channels, stride 16) and stage 4 (2048
+channels, stride 32). GluonCV's ``resnet50_v1`` is the MXNet model zoo's,
+block for block and name for name, so either's ImageNet ``.params`` load.
 """
 from __future__ import annotations
 

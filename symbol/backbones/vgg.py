@@ -1,4 +1,11 @@
-"""VGG16 with fc6/fc7 reduced to (dilated) convolutions, as in Caffe SSD."""
+"""VGG16 with fc6/fc7 reduced to (dilated) convolutions, as in Caffe SSD.
+
+GluonCV's ``vgg16_atrous`` is the same network (its pools round up, its
+pool5 is 3x3/1/1). It multiplies its input by a constant ``init_scale``,
+which a model converted from GluonCV records as its preprocessing, and
+L2-normalizes conv4_3 with epsilon 1e-5 where the detector here uses 1e-10:
+a relative difference of ``1e-5 / (2 |x|^2)``, nothing at conv4_3's norms.
+"""
 from __future__ import annotations
 
 from typing import Optional

@@ -429,6 +429,24 @@ def test_state_dict_only_skips_mmengine_objects(tmp_path):
         assert_same(load_pth(path, state_dict_only=True), want["state_dict"])
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_skip_foreign_keeps_meta_and_runs_nothing(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    written, want = mmdet_checkpoint()
+    written["meta"]["lr"] = np.float64(0.25)
+    written["meta"]["hook"] = tf.Call("os", "system", (f"touch '{marker}'",))
+    written["message_hub"] = {"log_scalars": {"train/loss": tf.Call(
+        "mmengine.logging.history_buffer", "HistoryBuffer", (), {"max_length": 1000, "_log_history": [0.5]})}}
+    path = tf.save_pth(written, tmp_path / "mmengine.pth", legacy=legacy)
+    got = load_pth(path, skip_foreign=True)
+    assert_same(got["state_dict"], want["state_dict"])
+    assert got["meta"]["lr"] is None and got["meta"]["hook"] is None
+    assert got["message_hub"] == {"log_scalars": {"train/loss": None}}
+    assert {k: v for k, v in got["meta"].items() if k not in ("lr", "hook")} == \
+        {k: v for k, v in want["meta"].items() if k not in ("lr", "hook")}
+    assert not marker.exists()
+
+
 def test_state_dict_only_of_a_bare_state_dict(tmp_path):
     state = collections.OrderedDict([("w", np.ones((2, 2), np.float32)), ("b", np.zeros(2, np.float32))])
     path = tf.save_pth(state, tmp_path / "bare.pth")

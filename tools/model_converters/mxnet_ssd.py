@@ -24,15 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from tools.cli import (ArgumentParser, UsageError, log_to_stderr, non_negative_int, number,
                        parse_class_names, print_error)
+from tools.model_converters.conversion import Conversion, write_conversion
 
 if TYPE_CHECKING:
     from symbol.presets import Preset
-    from symbol.ssd import SSD
 
 __all__ = ["Conversion", "convert", "main"]
 
@@ -43,30 +42,6 @@ logger = logging.getLogger(__name__)
 NATIVE_SHAPES = {("vgg16_reduced", 6): 300, ("vgg16_reduced", 7): 512, ("resnet50_v2", 6): 512,
                  ("inceptionv3", 6): 512}
 BACKBONE_SOURCES = 2
-
-
-@dataclass
-class Conversion:
-    """A converted model, ready for :func:`symbol.checkpoint.save_checkpoint`.
-
-    Attributes
-    ----------
-    net : SSD
-        The network with the converted weights and decoding settings.
-    network : str
-        Its name (``vgg16_reduced``, ``resnet50_v2`` or ``inceptionv3``).
-    class_names : list of str
-    layout : dict or None
-        The layout recorded in the checkpoint (None: the preset table's).
-    lines : list of str
-        A summary for the user.
-    """
-
-    net: "SSD"
-    network: str
-    class_names: list[str]
-    layout: Optional[dict]
-    lines: list[str]
 
 
 def _anchor_key(preset: "Preset", field: str) -> tuple:
@@ -218,17 +193,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print_error(PROG, err)
         return 1
     log_to_stderr(args.log_level)
-    try:
-        from symbol.checkpoint import save_checkpoint
-
-        result = convert(*files, class_names=class_names, data_shape=args.data_shape)
-        written = save_checkpoint(result.net, args.out_prefix, 0, result.class_names)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print_error(PROG, err)
-        return 1
-    for line in result.lines + [f"wrote {written[0]} and {written[1]}"]:
-        print(line)
-    return 0
+    return write_conversion(PROG, lambda: convert(*files, class_names=class_names, data_shape=args.data_shape), args.out_prefix)
 
 
 if __name__ == "__main__":

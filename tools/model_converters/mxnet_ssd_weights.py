@@ -125,16 +125,10 @@ def load_params(path: PathLike) -> dict[str, mx.nd.NDArray]:
     ValueError
         Unreadable or not such a file.
     """
+    from tools.model_converters.conversion import load_named_params
+
     name = os.fspath(path)
-    try:
-        loaded = mx.nd.load(name)
-    except mx.base.MXNetError as err:
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        raise ValueError(f"cannot read params file {name}: {lines[-1].strip() if lines else 'MXNetError'}; "
-                         f"not an MXNet .params file, or damaged") from None
-    if not isinstance(loaded, dict) or not loaded:
-        raise ValueError(f"{name} is not an mxnet-ssd params file: it holds "
-                         f"{'nothing' if not loaded else 'an unnamed list of arrays'}")
+    loaded = load_named_params(path, "an mxnet-ssd params file")
     bad = [k for k in loaded if not k.startswith(("arg:", "aux:"))]
     if bad:
         raise ValueError(f"{name} is not an mxnet-ssd params file (mx.model.save_checkpoint): key {bad[0]!r} has "

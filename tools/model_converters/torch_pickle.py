@@ -527,12 +527,17 @@ class _Arrays:
         return array
 
 
-def _plain(obj: Any, arrays: _Arrays, where: str) -> Any:
-    """``obj`` with tensors as arrays and only plain containers; ``where`` names it in messages."""
+def _plain(obj: Any, arrays: _Arrays, where: str, skip_foreign: bool = False) -> Any:
+    """``obj`` with tensors as arrays and only plain containers; ``where`` names it in messages.
+
+    With ``skip_foreign``, the inert stand-in of an object of another class is None.
+    """
     if obj is None or type(obj) in (bool, int, float, str, bytes):
         return obj
     if isinstance(obj, _Tensor):
         return arrays.tensor(obj)
+    if skip_foreign and isinstance(obj, _Opaque):
+        return None
     found = arrays.memo.get(id(obj))
     if found is not None:
         return found
@@ -540,15 +545,16 @@ def _plain(obj: Any, arrays: _Arrays, where: str) -> Any:
         out = type(obj)()  # the state dict's _metadata attribute is dropped
         arrays.memo[id(obj)] = out
         for key, value in obj.items():
-            out[_plain(key, arrays, f"{where} key")] = _plain(value, arrays, f"{where}[{key!r}]")
+            out[_plain(key, arrays, f"{where} key", skip_foreign)] = _plain(
+                value, arrays, f"{where}[{key!r}]", skip_foreign)
         return out
     if type(obj) is list:
         out_list: list = []
         arrays.memo[id(obj)] = out_list
-        out_list.extend(_plain(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj))
+        out_list.extend(_plain(v, arrays, f"{where}[{i}]", skip_foreign) for i, v in enumerate(obj))
         return out_list
     if type(obj) in (tuple, set, frozenset):
-        return type(obj)(_plain(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj))
+        return type(obj)(_plain(v, arrays, f"{where}[{i}]", skip_foreign) for i, v in enumerate(obj))
     raise _Problem(f"{_one_line(where)} is an unexpected {_one_line(repr(obj))}")
 
 
@@ -587,7 +593,7 @@ def _sniff(data: bytes) -> str:
     raise _Problem("not a PyTorch checkpoint (neither torch.save's zip archive nor its legacy format)")
 
 
-def load_pth(path: PathLike, *, state_dict_only: bool = False) -> Any:
+def load_pth(path: PathLike, *, state_dict_only: bool = False, skip_foreign: bool = False) -> Any:
     """The object ``torch.save`` wrote to ``path``, tensors as NumPy arrays.
 
     Nothing in the file is executed and PyTorch is not imported: the pickle may
@@ -604,6 +610,11 @@ def load_pth(path: PathLike, *, state_dict_only: bool = False) -> Any:
         NumPy scalars in ``meta`` or ``message_hub``) are then stand-ins that
         are never imported nor run, and are dropped; the state dict must hold
         only tensors.
+    skip_foreign : bool
+        Return the whole checkpoint, each object of a class outside
+        :data:`ALLOWED_GLOBALS` read as None (an inert stand-in, never
+        imported nor run, its contents dropped): what a converter needs when
+        it reads ``meta`` beside the state dict of an mmengine checkpoint.
 
     Returns
     -------
@@ -636,10 +647,15 @@ def load_pth(path: PathLike, *, state_dict_only: bool = False) -> Any:
     try:
         kind = _sniff(data)
         load = _load_zip if kind == "zip" else _load_legacy
-        obj, reader = load(data, state_dict_only)
+        obj, reader = load(data, state_dict_only or skip_foreign)
         if state_dict_only:
             obj = _state_dict_of(obj)
-        result = _plain(obj, _Arrays(reader), "state_dict" if state_dict_only else "checkpoint")
+        elif skip_foreign and isinstance(obj, dict) and "state_dict" in obj:
+            _state_dict_of(obj)  # the state dict itself holds tensors only
+        if reader._opaque:
+            LOG.info("%s: skipped objects of other classes (%s)", path, ", ".join(sorted(reader._opaque)))
+        result = _plain(obj, _Arrays(reader), "state_dict" if state_dict_only else "checkpoint",
+                        skip_foreign and not state_dict_only)
     except _Problem as problem:
         raise ValueError(f"{path}: {problem}") from None
     except MemoryError:
