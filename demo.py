@@ -3,6 +3,8 @@
     python demo.py                      # the embedded synthetic model on the bundled scenes
     python demo.py --prefix model/ssd --epoch 12 --images dog.jpg,street.jpg --out-dir out
     python demo.py --prefix model/ssd --dir photos --ext .png --save-json dets.json
+    python demo.py --prefix model/ssd --video in.mp4 --out-video out.mp4 --save-json frames.json
+    python demo.py --prefix model/ssd --camera 0 --show
 
 With no ``--prefix``, the model is the small one shipped in
 ``assets/synthetic_model`` (MobileNet-0.25 SSD300 trained by ``train.py`` on
@@ -15,6 +17,15 @@ come from the checkpoint's ``PREFIX-config.json``; ``--network``,
 ``--data-shape`` and ``--class-names`` override them (and are required for a
 params-only checkpoint). Errors are reported as one line on stderr and exit
 status 1; the remaining images are still processed.
+
+``--video`` (a file) and ``--camera`` (a device number) read frames with
+OpenCV and detect ``--batch-size`` of them per forward pass (default 4 for a
+file, 1 for a camera); ``--out-video`` writes them with their detections
+drawn, at the input's frame rate (the file appears only once complete);
+``--save-json`` writes every frame's detections (``"image": "SOURCE#N"``,
+``"frame"``, ``"time"``). A progress line on stderr gives frames/s and the
+time left. Ctrl-C stops a camera (exit 0) or a file (exit 130); what was
+detected until then is written.
 """
 from __future__ import annotations
 
@@ -83,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", help="comma-separated image files (default, without --prefix: "
                                       "the bundled synthetic scenes)")
     src.add_argument("--dir", help="directory of images (not recursive)")
+    src.add_argument("--video", help="a video file (anything OpenCV's FFmpeg reads: .mp4, .avi, ...)")
+    src.add_argument("--camera", type=_int_at_least(0), default=None, metavar="N",
+                     help="camera device N (OpenCV's numbering, 0 for the first)")
     p.add_argument("--ext", default=None, help="image extension with --dir (default .jpg)")
     p.add_argument("--prefix", default=None,
                    help="checkpoint prefix: PREFIX-EPOCH.params and PREFIX-config.json "
@@ -104,8 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NMS overlap threshold (default: the checkpoint's, normally 0.45)")
     p.add_argument("--force-nms", action=argparse.BooleanOptionalAction, default=None,
                    help="suppress overlapping boxes across classes (default: the checkpoint's)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=1,
-                   help="images per forward pass (default: 1)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="images or frames per forward pass (default: 1; 4 for --video)")
+    p.add_argument("--out-video", default=None, metavar="FILE",
+                   help="with --video/--camera: write the frames with their detections drawn "
+                        "(.mp4, .m4v, .mov: MPEG-4; .avi, .mkv: Motion JPEG)")
+    p.add_argument("--max-frames", type=_int_at_least(1), default=None,
+                   help="with --video/--camera: stop after this many frames")
     p.add_argument("--out-dir", default=None,
                    help=f"save annotated images here as NAME-detections.png (default: none; "
                         f"{DEFAULT_OUT_DIR} when run on the bundled scenes)")
@@ -122,9 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _apply_defaults(args: argparse.Namespace) -> None:
     """The embedded model without ``--prefix``; the bundled scenes, saved into
     ``demo_output/``, when no image is named either."""
-    if args.images is None and args.dir is None:
+    video = args.video is not None or args.camera is not None
+    if not video:
+        for flag, value in (("--out-video", args.out_video), ("--max-frames", args.max_frames)):
+            if value is not None:
+                raise UsageError(f"{flag} only applies with --video or --camera")
+    elif args.out_dir is not None:
+        raise UsageError("--out-dir saves pictures of images; for a video use --out-video")
+    elif args.ext is not None:
+        raise UsageError("--ext only applies with --dir")
+    if args.batch_size is None:
+        args.batch_size = 4 if args.video is not None else 1
+    if args.images is None and args.dir is None and not video:
         if args.prefix is not None:
-            raise UsageError("one of the arguments --images --dir is required with --prefix")
+            raise UsageError("one of the arguments --images --dir --video --camera is required with --prefix")
         if args.ext is not None:
             raise UsageError("--ext only applies with --dir")
         args.dir = str(EMBEDDED_IMAGES)
@@ -168,6 +198,17 @@ def _output_checks(args: argparse.Namespace) -> None:
         raise UsageError(f"--out-dir {args.out_dir} exists and is not a directory")
     if args.save_json is not None and os.path.isdir(args.save_json):
         raise UsageError(f"--save-json {args.save_json} is a directory")
+    if args.out_video is not None:
+        from common.video import FOURCC
+
+        if os.path.isdir(args.out_video):
+            raise UsageError(f"--out-video {args.out_video} is a directory")
+        suffix = Path(args.out_video).suffix.lower()
+        if suffix not in FOURCC:
+            raise UsageError(f"--out-video {args.out_video}: unknown extension {suffix or '(none)'!r} "
+                             f"(use one of {', '.join(FOURCC)})")
+        if args.video is not None and os.path.abspath(args.out_video) == os.path.abspath(args.video):
+            raise UsageError("--out-video would overwrite the --video being read")
 
 
 def _error(message: object) -> None:
@@ -180,7 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
         _apply_defaults(args)
-        paths = _image_paths(args)
+        paths = [] if args.video is not None or args.camera is not None else _image_paths(args)
         class_names = parse_class_names(args.class_names)
         _output_checks(args)
     except UsageError as err:
@@ -189,34 +230,48 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_to_stderr(args.log_level)
     serial_cpu_copies()
     try:
+        if args.video is not None or args.camera is not None:
+            return _run_video(args, class_names)
         return _run(args, paths, class_names)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
 
 
-def _run(args: argparse.Namespace, paths: list[str], class_names: Optional[list[str]]) -> int:
+def _load_detector(args: argparse.Namespace, class_names: Optional[list[str]]) -> Detector:
+    """The checkpoint's detector, warmed up; prints what it is.
+
+    Raises FileNotFoundError, ValueError, RuntimeError or OSError with a one-line message.
+    """
     # Imported here so that --help and bad flags answer without loading MXNet.
     from common.devices import resolve_context
-    from common.images import load_image
-    from evaluate.detector import Detector, save_json
+    from evaluate.detector import Detector
     from symbol.checkpoint import params_path
 
     start = time.perf_counter()
+    ctx = resolve_context(args.gpu)
+    detector = Detector.from_checkpoint(args.prefix, args.epoch, ctx=ctx, batch_size=args.batch_size,
+                                        thresh=args.thresh, network=args.network,
+                                        data_shape=args.data_shape, class_names=class_names,
+                                        nms_thresh=args.nms, force_suppress=args.force_nms)
+    detector.warmup()
+    cfg = detector.config
+    print(f"model {params_path(args.prefix, args.epoch)}: {cfg.network} {cfg.data_shape}x{cfg.data_shape}, "
+          f"{cfg.num_classes} classes, on {ctx}, ready in {time.perf_counter() - start:.2f} s")
+    return detector
+
+
+def _run(args: argparse.Namespace, paths: list[str], class_names: Optional[list[str]]) -> int:
+    from common.images import load_image
+    from evaluate.detector import save_json
+
+    start = time.perf_counter()
     try:
-        ctx = resolve_context(args.gpu)
-        detector = Detector.from_checkpoint(args.prefix, args.epoch, ctx=ctx, batch_size=args.batch_size,
-                                            thresh=args.thresh, network=args.network,
-                                            data_shape=args.data_shape, class_names=class_names,
-                                            nms_thresh=args.nms, force_suppress=args.force_nms)
-        detector.warmup()
+        detector = _load_detector(args, class_names)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         _error(err)
         return 1
     _check_show(args)
-    cfg = detector.config
-    print(f"model {params_path(args.prefix, args.epoch)}: {cfg.network} {cfg.data_shape}x{cfg.data_shape}, "
-          f"{cfg.num_classes} classes, on {ctx}, ready in {time.perf_counter() - start:.2f} s")
 
     failed = 0
     results: list[ImageDetections] = []
@@ -248,6 +303,116 @@ def _run(args: argparse.Namespace, paths: list[str], class_names: Optional[list[
             return 1
         print(f"wrote {args.save_json}")
     return 1 if failed or not results else 0
+
+
+def _run_video(args: argparse.Namespace, class_names: Optional[list[str]]) -> int:
+    """``--video`` / ``--camera``: detect every frame, write ``--out-video`` and ``--save-json``."""
+    from common.fileio import write_json
+    from common.video import VideoOutput, open_video
+    from evaluate.video import FrameDetections, count_detections, detect_frames
+    from evaluate.visualize import draw_on_frame
+    from tools.cli import ProgressBar
+
+    camera = args.camera is not None
+    try:
+        video = open_video(args.camera if camera else args.video)
+    except (FileNotFoundError, ValueError) as err:
+        _error(err)
+        return 1
+    with video:
+        try:
+            detector = _load_detector(args, class_names)
+            output = VideoOutput(args.out_video, video.fps, video.size) if args.out_video else None
+        except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+            _error(err)
+            return 1
+        print(f"{video.name}: {video.size[0]}x{video.size[1]} at {video.fps:g} frames/s"
+              + (f", {video.frame_count} frames" if video.frame_count else ""))
+        window = _video_window(args, video.name)
+        total = video.frame_count
+        if args.max_frames is not None:
+            total = min(args.max_frames, total or args.max_frames)
+        bar = ProgressBar(total)
+        frames: list[FrameDetections] = []
+        stopped = ""
+        start = time.perf_counter()
+        try:
+            for found, frame in detect_frames(detector, video, batch_size=args.batch_size,
+                                              max_frames=args.max_frames):
+                frames.append(found)
+                if output is not None or window is not None:
+                    drawn = draw_on_frame(frame, found.detections.detections)
+                    if output is not None:
+                        output.write(drawn)
+                    if window is not None and not window(drawn):
+                        stopped = "the window was closed"
+                        break
+                bar.update()
+        except KeyboardInterrupt:
+            stopped = "Ctrl-C"
+        except (ValueError, OSError, RuntimeError) as err:
+            bar.close()
+            if output is not None:
+                output.discard()
+            _error(err)
+            return 1
+        finally:
+            if window is not None:
+                window.close()
+        bar.close()
+        elapsed = time.perf_counter() - start
+        if not frames:
+            if output is not None:
+                output.discard()
+            _error(f"no frame could be read from {video.name}")
+            return 1
+        try:
+            if output is not None:
+                output.close()
+        except OSError as err:
+            _error(f"cannot write {args.out_video}: {err}")
+            return 1
+    print(f"total: {len(frames)} frame(s), {count_detections(frames)} detection(s) in {elapsed:.2f} s, "
+          f"{len(frames) / elapsed:.1f} frames/s" + (f"; stopped: {stopped}" if stopped else ""))
+    if output is not None:
+        print(f"wrote {args.out_video} ({output.frames_written} frames at {video.fps:g} frames/s)")
+    if args.save_json is not None:
+        try:
+            write_json(args.save_json, [f.to_dict() for f in frames])
+        except OSError as err:
+            _error(f"cannot write {args.save_json}: {err}")
+            return 1
+        print(f"wrote {args.save_json}")
+    return 130 if stopped == "Ctrl-C" and not camera else 0
+
+
+class _Window:
+    """An OpenCV window showing annotated frames; ``q`` or Esc closes it."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+
+    def __call__(self, frame: np.ndarray) -> bool:
+        """Show ``frame`` (RGB); False once the user asked to stop."""
+        import cv2
+
+        cv2.imshow(self.title, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyWindow(self.title)
+
+
+def _video_window(args: argparse.Namespace, title: str) -> Optional[_Window]:
+    """The window for ``--show`` with a video, or None (with one warning when there is no display)."""
+    if not args.show:
+        return None
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        logging.getLogger("demo").warning("--show ignored: no display")
+        return None
+    return _Window(title)
 
 
 def _detect_batch(detector: Detector, batch: list[tuple[str, np.ndarray]], args: argparse.Namespace,

@@ -2,5 +2,6 @@
 
 - ``fileio``: files written atomically, JSON read with one-line errors;
 - ``images``: decoding image files;
+- ``video``: reading video files and cameras, writing video files whole;
 - ``devices``: contexts that exist.
 """

@@ -24,7 +24,7 @@ from common.fileio import PathLike, atomic_path
 
 from .detector import Detection
 
-__all__ = ["can_show", "draw_boxes", "draw_detections"]
+__all__ = ["can_show", "class_color", "draw_boxes", "draw_detections", "draw_on_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,6 @@ def can_show() -> bool:
 
 
 def _draw(fig: Any, image: np.ndarray, items: Sequence[_Item]) -> None:
-    import matplotlib
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.patches import Rectangle
 
@@ -150,7 +149,6 @@ def _draw(fig: Any, image: np.ndarray, items: Sequence[_Item]) -> None:
     ax.imshow(image, interpolation="nearest")
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
-    cmap = matplotlib.colormaps["tab10"]
     # Line width and font size follow the image size (in points: 72 per inch).
     side = min(width, height)
     line_px = max(1.0, side / 200.0)
@@ -164,7 +162,7 @@ def _draw(fig: Any, image: np.ndarray, items: Sequence[_Item]) -> None:
     for rank, k in enumerate(order):
         item = items[k]
         xmin, ymin, xmax, ymax = item.bbox
-        color = cmap(item.class_id % cmap.N)
+        color = class_color(item.class_id)
         zorder = 2 + 2 * (len(items) - rank)
         ax.add_patch(Rectangle((xmin, ymin), xmax - xmin, ymax - ymin, fill=False, edgecolor=color,
                                linewidth=line_px * to_points, zorder=zorder))
@@ -177,6 +175,62 @@ def _draw(fig: Any, image: np.ndarray, items: Sequence[_Item]) -> None:
         text.set_y(y)
         text.set_verticalalignment(va)
         placed.append(rect)
+
+
+def class_color(class_id: int) -> tuple[float, float, float, float]:
+    """The colour of a class, RGBA in [0, 1]: matplotlib's ``tab10``, cycling."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return cmap(int(class_id) % cmap.N)
+
+
+def draw_on_frame(frame: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
+    """A copy of ``frame`` with ``detections`` drawn by OpenCV (fast enough for video).
+
+    The same boxes, colours, labels and label placement as
+    :func:`draw_detections`, in OpenCV's Hershey font.
+
+    Parameters
+    ----------
+    frame : array
+        ``(H, W, 3)`` RGB ``uint8``.
+    detections : sequence of Detection
+        Boxes ``(xmin, ymin, xmax, ymax)`` in pixels of ``frame``.
+
+    Returns
+    -------
+    array
+        ``(H, W, 3)`` RGB ``uint8``.
+    """
+    import cv2
+
+    out = np.ascontiguousarray(frame, dtype=np.uint8).copy()
+    height, width = out.shape[:2]
+    side = min(width, height)
+    thickness = max(1, int(round(side / 200.0)))
+    scale = max(8.0, side / 40.0) / 22.0  # Hershey simplex: ~22 px per unit of scale
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    pad = 1.0
+    placed: list[tuple[float, float, float, float]] = []
+    spots = []
+    # Labels placed best first; everything drawn in ascending score, so the best is on top.
+    for det in sorted(detections, key=lambda d: -d.score):
+        text = f"{det.class_name} {det.score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, font, scale, 1)
+        _, _, rect = _label_spot(tuple(det.bbox), tw + 2 * pad, th + base + 2 * pad, pad, width, height, placed)
+        placed.append(rect)
+        spots.append((det, text, rect, base))
+    for det, text, rect, base in reversed(spots):
+        color = tuple(int(round(255 * c)) for c in class_color(det.class_id)[:3])
+        xmin, ymin, xmax, ymax = (int(round(v)) for v in det.bbox)
+        cv2.rectangle(out, (xmin, ymin), (xmax, ymax), color, thickness)
+        x0, y0, x1, y1 = (int(round(v)) for v in rect)
+        patch = out[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+        if patch.size:  # the label's background, 70% opaque as in draw_detections
+            patch[...] = (0.3 * patch + 0.7 * np.array(color, np.float64)).astype(np.uint8)
+        cv2.putText(out, text, (x0 + int(pad), y1 - int(pad) - base), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
 
 
 def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:

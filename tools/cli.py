@@ -10,10 +10,11 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, TextIO
 
-__all__ = ["ArgumentParser", "UsageError", "log_to_stderr", "non_negative_int", "parse_class_names",
+__all__ = ["ArgumentParser", "ProgressBar", "UsageError", "log_to_stderr", "non_negative_int", "parse_class_names",
            "positive", "print_error", "serial_cpu_copies"]
 
 
@@ -139,3 +140,71 @@ def serial_cpu_copies() -> None:
     a small part of any step, so they lose nothing that counts.
     """
     os.environ.setdefault("MXNET_CPU_PARALLEL_SIZE", "2000000000")
+
+
+class ProgressBar:
+    """One line on a stream, redrawn in place: ``frames 120/300 [=====>     ] 40% 24.1 frames/s ETA 0:07``.
+
+    Without a total (a camera), the count and the rate only. On a stream that
+    is not a terminal, a plain line every ``every`` seconds instead of
+    redrawing, so logs stay readable.
+
+    Parameters
+    ----------
+    total : int, optional
+        The number of items expected.
+    unit : str
+        What is counted (``"frames"``).
+    stream : file, optional
+        Default ``sys.stderr``.
+    every : float
+        Seconds between redraws.
+    """
+
+    def __init__(self, total: Optional[int], unit: str = "frames", stream: Optional[TextIO] = None,
+                 every: float = 0.2, width: int = 24) -> None:
+        self.total, self.unit, self.every, self.width = total, unit, every, width
+        self.stream = stream if stream is not None else sys.stderr
+        self.count = 0
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._start = time.perf_counter()
+        self._last = -float("inf")
+        if not self._tty:
+            self.every = max(self.every, 5.0)
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items; redraw when ``every`` seconds have passed."""
+        self.count += n
+        now = time.perf_counter()
+        if now - self._last >= self.every:
+            self._last = now
+            self._draw(now)
+
+    def close(self) -> None:
+        """Draw the final state and end the line."""
+        self._draw(time.perf_counter(), final=True)
+
+    def text(self, now: Optional[float] = None) -> str:
+        """The line as it would be drawn now."""
+        elapsed = (time.perf_counter() if now is None else now) - self._start
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        parts = [f"{self.unit} {self.count}" + (f"/{self.total}" if self.total else "")]
+        if self.total:
+            done = min(1.0, self.count / self.total)
+            filled = int(done * self.width)
+            bar = "=" * filled + (">" if filled < self.width else "") + " " * (self.width - filled - 1)
+            parts.append(f"[{bar[:self.width]}] {100 * done:3.0f}%")
+        parts.append(f"{rate:.1f} {self.unit}/s")
+        if self.total and rate > 0:
+            left = max(0, self.total - self.count) / rate
+            parts.append(f"ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+                         if left >= 3600 else f"ETA {int(left // 60)}:{int(left % 60):02d}")
+        return " ".join(parts)
+
+    def _draw(self, now: float, final: bool = False) -> None:
+        line = self.text(now)
+        if self._tty:
+            self.stream.write("\r" + line + "\x1b[K" + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

@@ -210,7 +210,7 @@ def test_bad_flags(capsys, args, message):
 
 def test_a_named_model_needs_named_images(capsys):
     assert demo_main()(["--prefix", "p"]) == 1
-    assert "one of the arguments --images --dir is required with --prefix" in \
+    assert "one of the arguments --images --dir --video --camera is required with --prefix" in \
         one_error_line(capsys.readouterr().err)
     assert demo_main()(["--ext", ".png"]) == 1  # the bundled scenes are not a --dir of the user's
     assert "--ext only applies with --dir" in one_error_line(capsys.readouterr().err)
