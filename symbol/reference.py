@@ -8,8 +8,10 @@ by experiment and reproduced by :func:`multibox_detection`:
 
 - each anchor takes its best foreground class, the lowest class id on a tie;
 - an anchor is dropped when that score is ``< threshold`` (equal is kept);
-- survivors are stable-sorted by descending score (ties keep anchor order),
-  only the best ``nms_topk`` are kept;
+- survivors are sorted by descending score, only the best ``nms_topk`` are
+  kept; here exact ties keep anchor order (a stable sort), which MXNet's
+  sorts do not promise: with exactly equal scores the graph may keep another
+  of the tied boxes (real networks' scores practically never tie);
 - greedy NMS suppresses a box when its IoU with a kept higher-ranked box is
   ``>= nms_threshold`` (not ``>``: an IoU of exactly the threshold suppresses),
   among boxes of the same class unless ``force_suppress``; IoU is computed on
