@@ -20,7 +20,7 @@ from common.images import load_image
 from symbol.checkpoint import ModelConfig, load_checkpoint
 from symbol.ssd import SSDBase
 
-__all__ = ["Detection", "Detector", "ImageDetections", "save_json"]
+__all__ = ["Detection", "Detector", "ImageDetections", "network_input", "save_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,18 @@ def save_json(path: PathLike, results: Sequence[ImageDetections]) -> None:
     An existing file is replaced only once the new one is complete.
     """
     write_json(path, [r.to_dict() for r in results])
+
+
+def network_input(images: Sequence[np.ndarray], side: int, batch_size: Optional[int] = None) -> np.ndarray:
+    """What a :class:`Detector` feeds its network: RGB images warp-resized (bilinear, aspect
+    ratio not kept) to ``side`` x ``side`` and stacked into a float32 ``(batch_size, 3, side,
+    side)`` batch of 0..255 values, zero-padded after the images (default: no padding).
+    """
+    batch = np.zeros((len(images) if batch_size is None else batch_size, 3, side, side), dtype=np.float32)
+    for i, image in enumerate(images):
+        resized = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
+        batch[i] = resized.transpose(2, 0, 1)
+    return batch
 
 
 def _default_backend(ctx: mx.Context) -> Optional[str]:
@@ -192,12 +204,7 @@ class Detector:
     # ------------------------------------------------------------------ helpers
     def _batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Resize and stack into a zero-padded ``(batch_size, 3, S, S)`` float32 batch."""
-        side = self.config.data_shape
-        batch = np.zeros((self.batch_size, 3, side, side), dtype=np.float32)
-        for i, image in enumerate(images):
-            resized = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
-            batch[i] = resized.transpose(2, 0, 1)
-        return batch
+        return network_input(images, self.config.data_shape, self.batch_size)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         with mx.autograd.predict_mode():

@@ -21,9 +21,16 @@ loads when the configuration is given as overrides::
 
     load_checkpoint("ssd", 0, network="vgg16_reduced", data_shape=300,
                     class_names=VOC_CLASSES)
+
+A low-precision checkpoint (INT8 or bfloat16, see :mod:`symbol.quantization`)
+has a third file, ``PREFIX-symbol.json``, the converted prediction graph, and
+its ``PREFIX-EPOCH.params`` holds that graph's parameters in MXNet's
+``arg:``/``aux:`` format; its config says how it was made (``quantized``).
+It loads and saves through the same two functions.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,17 +46,21 @@ from common.fileio import PathLike, atomic_path, read_json, write_json
 from .detection import DecodeConfig
 from .factory import CAFFE_GRAPH, get_model, model_names
 from .presets import Preprocessing, find_preset, network_names
+from .quantization import LowPrecisionInfo, LowPrecisionSSD, load_graph, save_graph
 from .ssd import SSDBase
 
 __all__ = ["FORMAT_VERSION", "ModelConfig", "config_path", "load_checkpoint", "mid_epoch_note", "params_path",
-           "read_config", "save_checkpoint", "state_path"]
+           "read_config", "save_checkpoint", "state_path", "symbol_path"]
 
 logger = logging.getLogger(__name__)
 
 #: Version of the ``PREFIX-config.json`` layout; bumped on incompatible changes.
-#: Version 2 added ``layout``; a config without one is written as version 1,
-#: which older code reads alike.
-FORMAT_VERSION = 2
+#: Version 2 added ``layout``, version 3 ``quantized`` (a low-precision graph in
+#: ``PREFIX-symbol.json``, which older code cannot load). A config is written
+#: with the lowest version that holds it (1 without either), which older code
+#: reads alike.
+FORMAT_VERSION = 3
+_LAYOUT_VERSION = 2
 _FORMAT_NAME = "mxnet-ssd-gluon checkpoint"
 _CONFIG_OVERRIDES = ("network", "data_shape", "class_names", "preprocess", "backbone_kwargs")
 
@@ -64,6 +75,11 @@ def params_path(prefix: PathLike, epoch: int) -> Path:
 def config_path(prefix: PathLike) -> Path:
     """``PREFIX-config.json``, shared by every epoch of a run."""
     return Path(f"{os.fspath(prefix)}-config.json")
+
+
+def symbol_path(prefix: PathLike) -> Path:
+    """``PREFIX-symbol.json``: a low-precision checkpoint's prediction graph."""
+    return Path(f"{os.fspath(prefix)}-symbol.json")
 
 
 def state_path(prefix: PathLike, epoch: int) -> Path:
@@ -112,9 +128,13 @@ class ModelConfig:
         The model's own layout when it is not the preset table's (see
         :func:`symbol.get_model`): a converted Caffe graph for ``'caffe'``, or
         the preset of a model converted from another implementation.
+    quantized : mapping, optional
+        A low-precision checkpoint's :class:`~symbol.quantization.LowPrecisionInfo`
+        (``dtype`` int8 or bfloat16, how it was calibrated, what stays float32);
+        None for a float checkpoint. Read-only.
     version : int
         Format version the config was written with (default: the one it will
-        be written with, 1 without a layout, else :data:`FORMAT_VERSION`).
+        be written with: 1 without a layout, 2 with one, 3 with ``quantized``).
     """
 
     network: str
@@ -124,6 +144,7 @@ class ModelConfig:
     backbone_kwargs: Mapping[str, Any] = field(default_factory=dict)
     nms: Mapping[str, Any] = field(default_factory=dict)
     layout: Optional[Mapping[str, Any]] = None
+    quantized: Optional[Mapping[str, Any]] = None
     version: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -164,8 +185,14 @@ class ModelConfig:
             DecodeConfig.from_dict(self.nms)
         except (TypeError, ValueError) as err:
             raise ValueError(f"nms: {err}") from None
+        if self.quantized is not None:
+            try:
+                info = LowPrecisionInfo.from_dict(self.quantized)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"quantized: {err}") from None
+            object.__setattr__(self, "quantized", MappingProxyType(info.to_dict()))
         if self.version is None:
-            object.__setattr__(self, "version", 1 if self.layout is None else FORMAT_VERSION)
+            object.__setattr__(self, "version", self._required_version())
         if not isinstance(self.version, int) or self.version < 1:
             raise ValueError(f"version must be a positive integer, got {self.version!r}")
         if self.version > FORMAT_VERSION:
@@ -176,10 +203,19 @@ class ModelConfig:
         object.__setattr__(self, "backbone_kwargs", MappingProxyType(dict(self.backbone_kwargs)))
         object.__setattr__(self, "nms", MappingProxyType(dict(self.nms)))
 
+    def _required_version(self) -> int:
+        """The lowest format version that holds this config."""
+        return FORMAT_VERSION if self.quantized is not None else _LAYOUT_VERSION if self.layout is not None else 1
+
     @property
     def num_classes(self) -> int:
         """Number of foreground classes (``len(class_names)``)."""
         return len(self.class_names)
+
+    @property
+    def low_precision(self) -> Optional[LowPrecisionInfo]:
+        """``quantized`` as a :class:`~symbol.quantization.LowPrecisionInfo`; None for a float model."""
+        return None if self.quantized is None else LowPrecisionInfo.from_dict(self.quantized)
 
     @property
     def decoding(self) -> DecodeConfig:
@@ -205,19 +241,23 @@ class ModelConfig:
         if len(class_names) != net.num_classes:
             raise ValueError(f"{len(class_names)} class names given for a network with "
                              f"{net.num_classes} classes; pass exactly one name per class")
+        quantized = net.info.to_dict() if isinstance(net, LowPrecisionSSD) else None
         return cls(network=args["network"], data_shape=int(args["data_shape"]),
                    class_names=tuple(class_names), preprocess=Preprocessing.from_dict(args["preprocess"]),
                    backbone_kwargs=dict(args["kwargs"]), nms=dict(net.nms_config),
-                   layout=args.get("layout"))
+                   layout=args.get("layout"), quantized=quantized)
 
     def to_dict(self) -> dict:
         """A JSON-serializable dict (the body of ``PREFIX-config.json``)."""
-        d = {"format": _FORMAT_NAME, "version": self.version if self.layout is None else FORMAT_VERSION,
+        required = self._required_version()
+        d = {"format": _FORMAT_NAME, "version": self.version if required == 1 else max(self.version, required),
              "network": self.network, "data_shape": self.data_shape, "num_classes": self.num_classes,
              "class_names": list(self.class_names), "preprocess": self.preprocess.to_dict(),
              "backbone_kwargs": dict(self.backbone_kwargs), "nms": dict(self.nms)}
         if self.layout is not None:
             d["layout"] = json.loads(json.dumps(self.layout))
+        if self.quantized is not None:
+            d["quantized"] = json.loads(json.dumps(dict(self.quantized)))
         return d
 
     @classmethod
@@ -238,12 +278,13 @@ class ModelConfig:
         if "format" in d and d["format"] != _FORMAT_NAME:
             raise ValueError(f"not a {_FORMAT_NAME} config (format is {d['format']!r})")
         unknown = sorted(set(d) - {"format", "version", "num_classes", "network", "data_shape",
-                                   "class_names", "preprocess", "backbone_kwargs", "nms", "layout"})
+                                   "class_names", "preprocess", "backbone_kwargs", "nms", "layout", "quantized"})
         if unknown:
             logger.warning("ignoring unknown config fields %s", unknown)
         config = cls(network=d["network"], data_shape=d["data_shape"], class_names=d["class_names"],
                      preprocess=d["preprocess"], backbone_kwargs=d.get("backbone_kwargs", {}),
-                     nms=d.get("nms", {}), layout=d.get("layout"), version=d.get("version"))
+                     nms=d.get("nms", {}), layout=d.get("layout"), quantized=d.get("quantized"),
+                     version=d.get("version"))
         if "num_classes" in d and d["num_classes"] != config.num_classes:
             raise ValueError(f"num_classes is {d['num_classes']!r} but there are "
                              f"{config.num_classes} class_names")
@@ -253,7 +294,8 @@ class ModelConfig:
         """A copy with some fields changed (validated again)."""
         fields = {"network": self.network, "data_shape": self.data_shape, "class_names": self.class_names,
                   "preprocess": self.preprocess, "backbone_kwargs": dict(self.backbone_kwargs),
-                  "nms": dict(self.nms), "layout": self.layout, "version": self.version}
+                  "nms": dict(self.nms), "layout": self.layout, "quantized": self.quantized,
+                  "version": self.version}
         fields.update(changes)
         return ModelConfig(**fields)
 
@@ -297,9 +339,27 @@ def save_checkpoint(net: SSDBase, prefix: PathLike, epoch: int, class_names: Seq
     ValueError
         Wrong number of class names, a bad epoch, or a network not built by
         ``get_model``.
+
+    Notes
+    -----
+    A :class:`~symbol.quantization.LowPrecisionSSD` also writes
+    ``PREFIX-symbol.json`` (see :func:`symbol_path`). Its three files are
+    written to temporary files first and renamed into place only once all
+    three are complete, so a failure leaves no new file behind.
     """
     config = ModelConfig.from_net(net, class_names)
     params_file, config_file = params_path(prefix, epoch), config_path(prefix)
+    if isinstance(net, LowPrecisionSSD):
+        symbol_file = symbol_path(prefix)
+        with contextlib.ExitStack() as stack:  # renamed in reverse order of entering: the config last
+            tmp_config = stack.enter_context(atomic_path(config_file))
+            tmp_params = stack.enter_context(atomic_path(params_file))
+            tmp_symbol = stack.enter_context(atomic_path(symbol_file))
+            save_graph(net, tmp_symbol, tmp_params)
+            write_json(tmp_config, config.to_dict())
+        logger.info("saved %s checkpoint %s (graph %s, config %s)", net.dtype, params_file, symbol_file,
+                    config_file)
+        return params_file, config_file
     with atomic_path(params_file) as tmp:
         net.save_parameters(os.fspath(tmp))
     write_json(config_file, config.to_dict())
@@ -352,7 +412,12 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
     -------
     (net, config) : (SSDBase, ModelConfig)
         The network, initialized on ``ctx`` and not hybridized, and its
-        effective configuration (overrides applied).
+        effective configuration (overrides applied). A low-precision
+        checkpoint (``quantized`` in its config) gives a
+        :class:`~symbol.quantization.LowPrecisionSSD` built from
+        ``PREFIX-symbol.json``: its network, input size, preprocessing and
+        backbone options are fixed (an override that changes them is an
+        error), its class names and decoding settings are not; CPU only.
 
     Raises
     ------
@@ -382,6 +447,8 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
         config = config.replace(nms={**config.nms, **nms})
 
     ctx = ctx or mx.cpu()
+    if config.quantized is not None:
+        return _load_low_precision(prefix, epoch, config, overrides, ctx)
     try:
         net = get_model(config.network, config.data_shape, config.num_classes, layout=config.layout,
                         preprocess=config.preprocess, ctx=ctx, decoding=config.decoding,
@@ -406,6 +473,27 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
         logger.warning("%s", note)
     logger.info("loaded %s (%s, %d classes)", params_file, config.network, config.num_classes)
     return net, config
+
+
+def _load_low_precision(prefix: PathLike, epoch: int, config: ModelConfig, overrides: dict,
+                        ctx: mx.Context) -> tuple[SSDBase, ModelConfig]:
+    """The :class:`LowPrecisionSSD` of a checkpoint whose config has ``quantized``."""
+    info = config.low_precision
+    saved = read_config(prefix)
+    fixed = [k for k in ("network", "data_shape", "preprocess", "backbone_kwargs")
+             if k in overrides and getattr(config, k) != getattr(saved, k)]
+    if fixed:
+        raise ValueError(f"{config_path(prefix)} is a {info.dtype} checkpoint: its graph fixes the "
+                         f"{', '.join(fixed)}; drop the override (convert the float checkpoint again to change it)")
+    net = load_graph(symbol_path(prefix), params_path(prefix, epoch), info, config.num_classes, config.data_shape,
+                     config.preprocess, ctx=ctx, decoding=config.decoding)
+    net.build_args = {"network": config.network, "data_shape": config.data_shape,
+                      "num_classes": config.num_classes, "preprocess": config.preprocess.to_dict(),
+                      "kwargs": dict(config.backbone_kwargs),
+                      "layout": None if config.layout is None else json.loads(json.dumps(config.layout))}
+    logger.info("loaded %s (%s %s, %d classes)", params_path(prefix, epoch), config.network, info.describe(),
+                config.num_classes)
+    return net, config.replace(nms=dict(net.nms_config))
 
 
 def _mxnet_message(err: Exception) -> str:

@@ -347,6 +347,11 @@ def finetune_model(prefix: PathLike, epoch: int, class_names: Sequence[str], *,
         raise ValueError("fine-tuning needs at least one class name")
     ctx = ctx or mx.cpu()
     source, config = load_checkpoint(prefix, epoch, ctx=ctx)
+    if config.quantized is not None:
+        made_from = config.quantized.get("float_checkpoint") or {}
+        raise ValueError(f"{params_path(prefix, epoch)} is a {config.quantized['dtype']} checkpoint, which "
+                         f"cannot be trained: fine-tune the float checkpoint it was made from"
+                         + (f" ({made_from['prefix']}, epoch {made_from['epoch']})" if made_from else ""))
     net = get_model(config.network, data_shape or config.data_shape, len(class_names), layout=config.layout,
                     preprocess=config.preprocess, ctx=ctx, decoding=config.decoding,
                     **dict(config.backbone_kwargs))
