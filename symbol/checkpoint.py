@@ -41,6 +41,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import mxnet as mx
 
+from common.errors import mxnet_error_line
 from common.fileio import PathLike, atomic_path, read_json, write_json
 
 from .detection import DecodeConfig
@@ -459,7 +460,7 @@ def load_checkpoint(prefix: PathLike, epoch: int = 0, ctx: Optional[mx.Context] 
     try:
         net.load_parameters(os.fspath(params_file), ctx=ctx)
     except mx.base.MXNetError as err:  # the file itself could not be read
-        raise ValueError(f"cannot read checkpoint params {params_file}: {_mxnet_message(err)}; the "
+        raise ValueError(f"cannot read checkpoint params {params_file}: {mxnet_error_line(err)}; the "
                          f"file is damaged or not an MXNet .params file: save it again") from None
     except (AssertionError, ValueError, RuntimeError, KeyError) as err:  # names or shapes differ
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -494,15 +495,6 @@ def _load_low_precision(prefix: PathLike, epoch: int, config: ModelConfig, overr
     logger.info("loaded %s (%s %s, %d classes)", params_path(prefix, epoch), config.network, info.describe(),
                 config.num_classes)
     return net, config.replace(nms=dict(net.nms_config))
-
-
-def _mxnet_message(err: Exception) -> str:
-    """The one useful line of an MXNetError (its text starts with a C++ traceback)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("MXNetError:"):
-            return line[len("MXNetError:"):].strip()
-    return lines[-1] if lines else type(err).__name__
 
 
 def _resolve_config(prefix: PathLike, overrides: dict) -> ModelConfig:

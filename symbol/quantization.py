@@ -58,6 +58,7 @@ import numpy as np
 from mxnet import autograd
 from mxnet.gluon import HybridBlock, SymbolBlock
 
+from common.errors import mxnet_error_line
 from common.fileio import PathLike
 
 from .ssd import SSDBase
@@ -396,7 +397,7 @@ def quantize_ssd(net: SSDBase, images: np.ndarray, *, calib_mode: str = "naive",
                                     calib_data=data, calib_mode=calib_mode, num_calib_examples=usable,
                                     ctx=mx.cpu())
     except mx.base.MXNetError as err:
-        raise RuntimeError(f"MXNet could not quantize the network: {_mxnet_message(err)}") from None
+        raise RuntimeError(f"MXNet could not quantize the network: {mxnet_error_line(err)}") from None
     ops = _float32_ops(graph)
     kinds = {n["name"]: n["op"] for n in _nodes(symbol)}
     info = LowPrecisionInfo(
@@ -437,7 +438,7 @@ def to_bfloat16(net: SSDBase, *, exclude: Sequence[str] = ()) -> LowPrecisionSSD
                                              excluded_sym_names=list(chosen), ctx=mx.cpu(),
                                              cast_optional_params=True)
     except mx.base.MXNetError as err:
-        raise RuntimeError(f"MXNet could not convert the network to bfloat16: {_mxnet_message(err)}") from None
+        raise RuntimeError(f"MXNet could not convert the network to bfloat16: {mxnet_error_line(err)}") from None
     info = LowPrecisionInfo(dtype="bfloat16", variances=net.variances, num_levels=net.detector.num_levels or None,
                             excluded_layers=tuple(chosen), float32_ops=_float32_ops(graph))
     return _wrap(graph, info, net)
@@ -516,7 +517,7 @@ def load_graph(symbol_file: PathLike, params_file: PathLike, info: LowPrecisionI
         with _quiet():
             symbol = mx.sym.load(os.fspath(symbol_file))
     except mx.base.MXNetError as err:
-        raise ValueError(f"cannot read the graph {symbol_file}: {_mxnet_message(err)}") from None
+        raise ValueError(f"cannot read the graph {symbol_file}: {mxnet_error_line(err)}") from None
     inputs = [n for n in symbol.list_inputs() if n == INPUT_NAME]
     if not inputs:
         raise ValueError(f"the graph {symbol_file} has no input {INPUT_NAME!r}: not a prediction graph")
@@ -528,7 +529,7 @@ def load_graph(symbol_file: PathLike, params_file: PathLike, info: LowPrecisionI
     try:
         arrays = mx.nd.load(os.fspath(params_file))
     except mx.base.MXNetError as err:
-        raise ValueError(f"cannot read checkpoint params {params_file}: {_mxnet_message(err)}; the file is "
+        raise ValueError(f"cannot read checkpoint params {params_file}: {mxnet_error_line(err)}; the file is "
                          f"damaged or not an MXNet .params file") from None
     if not isinstance(arrays, dict) or ANCHORS_KEY not in arrays or (bool(info.num_levels) != (LEVELS_KEY in arrays)):
         raise ValueError(f"{params_file} is not the params file of a {info.dtype} checkpoint (no {ANCHORS_KEY}, or "
@@ -672,10 +673,3 @@ def _quiet():
             yield
 
 
-def _mxnet_message(err: Exception) -> str:
-    """The one useful line of an MXNetError (its text starts with a C++ traceback)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("MXNetError:"):
-            return line[len("MXNetError:"):].strip()
-    return lines[-1] if lines else type(err).__name__
