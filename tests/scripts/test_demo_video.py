@@ -151,7 +151,10 @@ def test_ctrl_c_keeps_what_was_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     proc = subprocess.Popen([sys.executable, "demo.py", "--video", str(long), "--out-video", str(out),
                              "--save-json", str(dets)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            # Ctrl-C as at a terminal, also when the tests run in the background
+                            # (where SIGINT is inherited ignored, and Python then keeps it so).
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.mp4.*")) and time.monotonic() < deadline:
         time.sleep(0.05)  # the temporary output exists once the model is loaded
