@@ -13,6 +13,7 @@ no display.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,8 +178,10 @@ def _draw(fig: Any, image: np.ndarray, items: Sequence[_Item]) -> None:
         placed.append(rect)
 
 
+@functools.lru_cache(maxsize=None)
 def class_color(class_id: int) -> tuple[float, float, float, float]:
-    """The colour of a class, RGBA in [0, 1]: matplotlib's ``tab10``, cycling."""
+    """The colour of a class, RGBA in [0, 1]: matplotlib's ``tab10``, cycling (looked up once
+    per class: video draws it on every frame)."""
     import matplotlib
 
     cmap = matplotlib.colormaps["tab10"]

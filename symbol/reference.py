@@ -91,6 +91,22 @@ def nms(boxes: ArrayLike, scores: ArrayLike, iou_threshold: float, topk: int = -
     return np.asarray(keep, dtype=np.int64)
 
 
+def _decoder_inputs(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLike
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decoders' inputs checked and shaped: ``(prob (B, C + 1, N), loc (B, N, 4), anchors (N, 4))``."""
+    prob = _as_float(cls_prob)
+    if prob.ndim != 3 or prob.shape[1] < 2:
+        raise ValueError(f"cls_prob must have shape (B, C + 1, N) with C >= 1, got {prob.shape}")
+    batch, _, num = prob.shape
+    loc = _as_float(loc_preds)
+    if loc.shape != (batch, num * 4):
+        raise ValueError(f"loc_preds must have shape ({batch}, {num * 4}), got {loc.shape}")
+    anc = _boxes(anchors, "anchors").reshape(-1, 4)
+    if len(anc) != num:
+        raise ValueError(f"anchors must hold {num} boxes, got {len(anc)}")
+    return prob, loc.reshape(batch, num, 4), anc
+
+
 def multibox_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLike,
                        threshold: float = 0.01, nms_threshold: float = 0.45, nms_topk: int = 400,
                        force_suppress: bool = False, variances: Sequence[float] = VARIANCES,
@@ -115,23 +131,15 @@ def multibox_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: Array
     score. MultiBoxDetection returns the same rows first and then rows whose
     class is -1 (suppressed or empty).
     """
-    prob = _as_float(cls_prob)
-    if prob.ndim != 3 or prob.shape[1] < 2:
-        raise ValueError(f"cls_prob must have shape (B, C + 1, N) with C >= 1, got {prob.shape}")
+    prob, loc, anc = _decoder_inputs(cls_prob, loc_preds, anchors)
     batch, _, num = prob.shape
-    loc = _as_float(loc_preds)
-    if loc.shape != (batch, num * 4):
-        raise ValueError(f"loc_preds must have shape ({batch}, {num * 4}), got {loc.shape}")
-    anc = _boxes(anchors, "anchors").reshape(-1, 4)
-    if len(anc) != num:
-        raise ValueError(f"anchors must hold {num} boxes, got {len(anc)}")
     out = []
     for img in range(batch):
         fg = prob[img, 1:]
         cls = np.argmax(fg, axis=0)  # first maximum: the lowest class id wins a tie
         score = fg[cls, np.arange(num)]
         valid = np.flatnonzero(score >= threshold)
-        boxes = decode(loc[img].reshape(num, 4)[valid], anc[valid], variances)
+        boxes = decode(loc[img][valid], anc[valid], variances)
         if clip:
             boxes = np.clip(boxes, 0, 1)
         det = np.concatenate([cls[valid, None].astype(prob.dtype), score[valid, None], boxes], axis=1)
@@ -161,10 +169,8 @@ def caffe_detection_output(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: A
     by descending score (stable), boxes not clipped; Caffe's ``keep_top_k``
     is the first rows.
     """
-    prob = _as_float(cls_prob)
+    prob, loc, anc = _decoder_inputs(cls_prob, loc_preds, anchors)
     batch, classes, num = prob.shape
-    loc = _as_float(loc_preds).reshape(batch, num, 4)
-    anc = _boxes(anchors, "anchors").reshape(-1, 4)
     out = []
     for img in range(batch):
         boxes = decode(loc[img], anc, variances)
@@ -217,10 +223,8 @@ def gluoncv_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayL
     One (K, 6) array per image, rows ``[class_id, score, xmin, ymin, xmax, ymax]``
     by descending score, boxes not clipped; GluonCV's ``post_nms`` is the first rows.
     """
-    prob = _as_float(cls_prob)
+    prob, loc, anc = _decoder_inputs(cls_prob, loc_preds, anchors)
     batch, _, num = prob.shape
-    loc = _as_float(loc_preds).reshape(batch, num, 4)
-    anc = _boxes(anchors, "anchors").reshape(-1, 4)
     out = []
     for img in range(batch):
         boxes = decode(loc[img], anc, variances)
@@ -261,10 +265,8 @@ def mmdet_detection(cls_prob: ArrayLike, loc_preds: ArrayLike, anchors: ArrayLik
     by descending score, boxes clipped to [0, 1]; mmdetection's ``max_per_img``
     is the first rows.
     """
-    prob = _as_float(cls_prob)
+    prob, loc, anc = _decoder_inputs(cls_prob, loc_preds, anchors)
     batch, _, num = prob.shape
-    loc = _as_float(loc_preds).reshape(batch, num, 4)
-    anc = _boxes(anchors, "anchors").reshape(-1, 4)
     lvl = np.asarray(levels).reshape(-1)
     if lvl.shape != (num,):
         raise ValueError(f"levels must hold {num} entries, got {lvl.shape}")

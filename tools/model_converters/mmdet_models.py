@@ -1,8 +1,9 @@
 """mmdetection's released SSDs: what each one is, and how a checkpoint says which it holds.
 
 mmdetection (open-mmlab/mmdetection, ``configs/ssd``) released three COCO
-SSDs. Each is spelled out here once, as the :class:`symbol.presets.Preset`
-of this project that computes the same network:
+SSDs. Each is the :class:`symbol.presets.Preset` of this project that
+computes the same network (Caffe's VGG16 presets with mmdetection's prior
+sizes and input; the preset table's SSDLite as it is):
 
 - ``ssd300_coco`` (25.5 AP) and ``ssd512_coco`` (29.5 AP): ``SSDVGG`` (VGG16
   with fc6/fc7 as convolutions, Caffe's), ``SSDNeck`` (the L2 normalization
@@ -30,12 +31,13 @@ settings it states, which :func:`config_conflicts` compares with the model.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from symbol.detection import DecodeConfig
-from symbol.presets import ExtraLayer, Preprocessing, Preset
+from symbol.presets import PRESETS, Preprocessing, Preset
 
 __all__ = ["ConfigFacts", "MODELS", "MmdetModel", "MMDET_RGB", "MMDET_RGB_STD", "TestCfg", "config_conflicts",
            "config_text", "read_config_text"]
@@ -118,57 +120,26 @@ class MmdetModel:
         return tuple(2 + 2 * len(r) for r in self.preset.ratios)
 
 
-_R2, _R23 = (2.0,), (2.0, 3.0)
-
 MODELS: dict[str, MmdetModel] = {m.name: m for m in (
+    # SSDVGG + SSDNeck are Caffe's SSD300 / SSD512 layer for layer (SSDNeck's out_channels,
+    # level_strides, level_paddings and SSD512's last_kernel_size 4 give Caffe's extra
+    # layers); mmdetection's own are the truncated prior sizes and the RGB input.
     MmdetModel(
         name="ssd300_coco", title="SSD300 (VGG16, COCO)", backbone="vgg16", network="vgg16_reduced",
-        preset=Preset(
-            data_shape=300,
-            sources=("conv4_3", "fc7"),
-            # SSDNeck: out_channels (512, 1024, 512, 256, 256, 256), level_strides (2, 2, 1, 1),
-            # level_paddings (1, 1, 0, 0), each level a 1x1 conv to out // 2 first.
-            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256),
-                    ExtraLayer(128, 256, stride=1, pad=0), ExtraLayer(128, 256, stride=1, pad=0)),
-            min_sizes=(21, 45, 99, 153, 207, 261),
-            max_sizes=(45, 99, 153, 207, 261, 315),
-            ratios=(_R2, _R23, _R23, _R23, _R2, _R2),
-            steps=(8, 16, 32, 64, 100, 300),
-            normalization=(20.0, None, None, None, None, None),
-            preprocess=MMDET_RGB),
+        preset=dataclasses.replace(PRESETS["vgg16_reduced"][300], min_sizes=(21, 45, 99, 153, 207, 261),
+                                   max_sizes=(45, 99, 153, 207, 261, 315), preprocess=MMDET_RGB),
         basesize_ratio_range=(0.15, 0.9)),
     MmdetModel(
         name="ssd512_coco", title="SSD512 (VGG16, COCO)", backbone="vgg16", network="vgg16_reduced",
-        preset=Preset(
-            data_shape=512,
-            sources=("conv4_3", "fc7"),
-            # out_channels (512, 1024, 512, 256, 256, 256, 256), level_strides (2, 2, 2, 2, 1),
-            # level_paddings (1, 1, 1, 1, 1), last_kernel_size 4.
-            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256),
-                    ExtraLayer(128, 256), ExtraLayer(128, 256, kernel=4, stride=1, pad=1)),
-            min_sizes=(20, 51, 133, 215, 296, 378, 460),
-            max_sizes=(51, 133, 215, 296, 378, 460, 542),
-            ratios=(_R2, _R23, _R23, _R23, _R23, _R2, _R2),
-            steps=(8, 16, 32, 64, 128, 256, 512),
-            normalization=(20.0, None, None, None, None, None, None),
-            preprocess=MMDET_RGB),
+        preset=dataclasses.replace(PRESETS["vgg16_reduced"][512], min_sizes=(20, 51, 133, 215, 296, 378, 460),
+                                   max_sizes=(51, 133, 215, 296, 378, 460, 542), preprocess=MMDET_RGB),
         basesize_ratio_range=(0.1, 0.9)),
+    # The preset table's SSDLite is mmdetection's: MobileNetV2's block13 and conv_last, the
+    # depthwise-separable SSDNeck (out_channels 96, 1280, 512, 256, 256, 128), six priors
+    # at every level, strides 16, 32, 64, 107, 160, 320, ImageNet mean and std.
     MmdetModel(
         name="ssdlite_mobilenetv2_coco", title="SSDLite MobileNetV2 (COCO)", backbone="mobilenetv2",
-        network="ssdlite_mobilenetv2",
-        preset=Preset(
-            data_shape=320,
-            sources=("block13", "conv_last"),
-            # out_channels (96, 1280, 512, 256, 256, 128), level_strides (2, 2, 2, 2), paddings 1.
-            extras=(ExtraLayer(256, 512), ExtraLayer(128, 256), ExtraLayer(128, 256), ExtraLayer(64, 128)),
-            min_sizes=(48, 100, 150, 202, 253, 304),
-            max_sizes=(100, 150, 202, 253, 304, 320),
-            ratios=(_R23,) * 6,
-            steps=(16, 32, 64, 107, 160, 320),
-            normalization=(None,) * 6,
-            preprocess=MMDET_RGB_STD,
-            batch_norm=True),
-        basesize_ratio_range=None),
+        network="ssdlite_mobilenetv2", preset=PRESETS["ssdlite_mobilenetv2"][320], basesize_ratio_range=None),
 )}
 
 
